@@ -1,0 +1,68 @@
+"""Shared fixtures: compose stage configs at tiny scale, offline, with outputs under tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from lmcompress.data.paths import shared_data_dir
+from lmcompress.utils.paths import conf_dir, register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model=tiny", "task=tiny", "logger=csv", "hardware=cpu", "data.batch_size=16",
+        "trainer.max_epochs=1", "export=true"]
+OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+               "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false"}
+
+register_resolvers()
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    for key, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """``make_cfg(stage, *overrides)`` -> a composed config writing under tmp_path."""
+
+    def _make(stage: str, *overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            base = TINY if stage == "teacher" else [o for o in TINY if not o.startswith("model=")]
+            cfg = compose(stage, overrides=[*base, f"paths.log_dir={tmp_path}", *overrides],
+                          return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    yield _make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 600):
+    """Run ``python -m lmcompress.run`` in a subprocess (offline); returns CompletedProcess."""
+    full_env = {**os.environ, **OFFLINE_ENV, "CI": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lmcompress.run", *args], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or $LMCOMPRESS_DATA_DIR); skips the test when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("shared data (../shared/data) not available")
+    return path

@@ -1,0 +1,224 @@
+"""CKD losses against float64 naive implementations of the official formulation (specs/ckd.md)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmcompress.losses.ckd import (
+    ltr_pair_loss,
+    ltr_triple_loss,
+    match_layers,
+    wr_pair_loss,
+    wr_triple_loss,
+)
+
+# --- naive references: explicit loops / materialised difference vectors, float64 ---------------
+
+
+def naive_wr_pair(s, t, mask):
+    total, B, K, n = 0.0, *s.shape[:3]
+    for b, k in itertools.product(range(B), range(K)):
+        valid = [i for i in range(n) if mask[b, i]]
+        for i in valid:
+            others = [j for j in valid if j != i]
+            if not others:
+                continue
+            cs = torch.stack([F.cosine_similarity(s[b, k, i], s[b, k, j], dim=0) for j in others])
+            ct = torch.stack([F.cosine_similarity(t[b, k, i], t[b, k, j], dim=0) for j in others])
+            p, logq = ct.softmax(0), cs.log_softmax(0)
+            total = total + (p * (p.log() - logq)).sum()
+    return total / (K * (mask.sum(1).double() ** 2).sum())
+
+
+def _unit(x):
+    return F.normalize(x, dim=-1, eps=1e-12)
+
+
+def naive_wr_triple_window(s, t, mask, window):
+    B, K, n = s.shape[:3]
+    half, total = window // 2, 0.0
+    for b, k, i in itertools.product(range(B), range(K), range(n)):
+        if not mask[b, i]:
+            continue
+        pos = [min(max(i + w, 0), n - 1) for w in range(-half, half + 1)]
+        us = _unit(s[b, k, i][None] - s[b, k, pos])  # [W, d] difference vectors
+        ut = _unit(t[b, k, i][None] - t[b, k, pos])
+        total = total + ((us @ us.T - ut @ ut.T) ** 2).sum()
+    return total / (K * mask.sum() * window**2)
+
+
+def naive_wr_triple_all(s, t, mask):
+    B, K, n = s.shape[:3]
+    total = 0.0
+    for b, k in itertools.product(range(B), range(K)):
+        idx = [i for i in range(n) if mask[b, i]]
+        hs, ht = s[b, k, idx], t[b, k, idx]
+        us = _unit(hs[:, None] - hs[None])  # [v, j, d]: vertex v
+        ut = _unit(ht[:, None] - ht[None])
+        total = total + ((us @ us.transpose(1, 2) - ut @ ut.transpose(1, 2)) ** 2).sum()
+    return total / (K * (mask.sum(1).double() ** 3).sum())
+
+
+def naive_ltr_pair(s, t, mask):
+    B, K, n = s.shape[:3]
+    total = 0.0
+    for b, i in itertools.product(range(B), range(n)):
+        if not mask[b, i]:
+            continue
+        for l in range(K):
+            others = [m for m in range(K) if m != l]
+            cs = torch.stack([F.cosine_similarity(s[b, l, i], s[b, m, i], dim=0) for m in others])
+            ct = torch.stack([F.cosine_similarity(t[b, l, i], t[b, m, i], dim=0) for m in others])
+            p = ct.softmax(0)
+            total = total + (p * (p.log() - cs.log_softmax(0))).sum()
+    return total / (K * K * mask.sum())
+
+
+def naive_ltr_triple(s, t, mask):
+    B, K, n = s.shape[:3]
+    total = 0.0
+    for b, i in itertools.product(range(B), range(n)):
+        if not mask[b, i]:
+            continue
+        vs, vt = s[b, :, i], t[b, :, i]  # [K, d]
+        us, ut = _unit(vs[None] - vs[:, None]), _unit(vt[None] - vt[:, None])  # [l, m, d]
+        total = total + ((us @ us.transpose(1, 2) - ut @ ut.transpose(1, 2)) ** 2).sum()
+    return total / (K**3 * mask.sum())
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+def _inputs(B=3, K=3, n=9, d_s=6, d_t=10, seed=0, lengths=(9, 5, 1)):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(B, K, n, d_s, generator=g, dtype=torch.float64) + 0.5
+    t = torch.randn(B, K, n, d_t, generator=g, dtype=torch.float64) * 2 - 1
+    mask = torch.zeros(B, n, dtype=torch.long)
+    for b, length in enumerate(lengths):
+        mask[b, :length] = 1
+    return s, t, mask
+
+
+CASES = [
+    (wr_pair_loss, naive_wr_pair, {}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 5), {"window": 5}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 21), {"window": 21}),
+    (wr_triple_loss, naive_wr_triple_all, {"window": None, "chunk_size": 4}),
+    (ltr_pair_loss, naive_ltr_pair, {}),
+    (ltr_triple_loss, naive_ltr_triple, {}),
+]
+IDS = ["wr_pair", "wr_triple_w5", "wr_triple_w21", "wr_triple_all", "ltr_pair", "ltr_triple"]
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_equals_naive_float64(fn, naive, opts):
+    s, t, mask = _inputs()
+    ours = fn(s, t, mask, **opts)
+    torch.testing.assert_close(ours, naive(s, t, mask).to(ours), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_float32_within_1e5_of_float64_naive(fn, naive, opts):
+    s, t, mask = _inputs(seed=1)
+    ours = fn(s.float(), t.float(), mask, **opts).double()
+    torch.testing.assert_close(ours, naive(s, t, mask), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_gradient_matches_naive(fn, naive, opts):
+    s, t, mask = _inputs(seed=2, lengths=(9, 2, 1))
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    fn(s1, t, mask, **opts).backward()
+    naive(s2, t, mask).backward()
+    assert torch.isfinite(s1.grad).all()
+    torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_zero_when_student_equals_teacher(fn, naive, opts):
+    s, _, mask = _inputs()
+    assert fn(s, s, mask, **opts).abs().item() < 1e-12
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_single_valid_token_rows_give_finite_gradients(fn, naive, opts):
+    s, t, mask = _inputs(lengths=(1, 2, 1))
+    s = s.float().requires_grad_()
+    loss = fn(s, t.float(), mask, **opts)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
+
+
+def test_masked_window_is_invariant_to_extra_padding():
+    s, t, mask = _inputs(n=9, lengths=(9, 5, 3))
+    pad = 7
+    s2 = torch.cat([s, torch.randn(*s.shape[:2], pad, s.shape[-1], dtype=s.dtype)], dim=2)
+    t2 = torch.cat([t, torch.randn(*t.shape[:2], pad, t.shape[-1], dtype=t.dtype)], dim=2)
+    mask2 = torch.cat([mask, torch.zeros(mask.shape[0], pad, dtype=mask.dtype)], dim=1)
+    masked = [wr_triple_loss(a, b, m, window=5, mask_window=True)
+              for a, b, m in ((s, t, mask), (s2, t2, mask2))]
+    torch.testing.assert_close(masked[0], masked[1])
+    official = [wr_triple_loss(a, b, m, window=5) for a, b, m in ((s, t, mask), (s2, t2, mask2))]
+    assert not torch.allclose(official[0], official[1])  # the official window sees the padding
+    for fn in (wr_pair_loss, ltr_pair_loss, ltr_triple_loss):  # already padding-invariant
+        torch.testing.assert_close(fn(s, t, mask), fn(s2, t2, mask2))
+
+
+@pytest.mark.parametrize("opts", [
+    {"distance": "l2", "dist_norm": True, "pair_loss": "smoothl1"},
+    {"distance": "sqeuclidean", "pair_loss": "l2"},
+    {"normalize": "row"},
+])
+@pytest.mark.parametrize("fn", [wr_pair_loss, ltr_pair_loss])
+def test_pair_options_are_finite_and_zero_at_identity(fn, opts):
+    s, t, mask = _inputs(lengths=(9, 5, 1))
+    s = s.float().requires_grad_()
+    loss = fn(s, t.float(), mask, **opts)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0 and torch.isfinite(s.grad).all()
+    assert fn(s.detach(), s.detach(), mask, **opts).abs() < 1e-6
+
+
+def test_rkd_variant_equals_naive_distance_over_mean():
+    s, t, mask = _inputs(B=1, lengths=(6,))
+    def rel(h):
+        d = torch.cdist(h[0, :, :6], h[0, :, :6])  # [K, 6, 6] Euclidean
+        return d / (d.sum((-1, -2), keepdim=True) / (6 * 5))
+    expected = F.smooth_l1_loss(rel(s), rel(t), reduction="sum") / (s.shape[1] * 36)
+    ours = wr_pair_loss(s, t, mask, distance="l2", dist_norm=True, pair_loss="smoothl1")
+    torch.testing.assert_close(ours, expected)
+
+
+def test_row_normalisation_is_mean_of_row_means():
+    s, t, mask = _inputs(lengths=(9, 5, 1))
+    ours = wr_triple_loss(s, t, mask, window=3, normalize="row")
+    # without window masking every valid centre has W² = 9 entries: the two normalisations agree
+    torch.testing.assert_close(ours, wr_triple_loss(s, t, mask, window=3))
+    masked = wr_triple_loss(s, t, mask, window=3, mask_window=True, normalize="row")
+    assert not torch.allclose(masked, wr_triple_loss(s, t, mask, window=3, mask_window=True))
+
+
+def test_match_layers_emb_skip():
+    assert match_layers(12, 6) == ([0, 2, 4, 6, 8, 10, 12], [0, 1, 2, 3, 4, 5, 6])
+    assert match_layers(12, 4) == ([0, 3, 6, 9, 12], [0, 1, 2, 3, 4])
+    assert match_layers(12, 3) == ([0, 4, 8, 12], [0, 1, 2, 3])
+    assert match_layers(12, 8) == ([0, 3, 6, 9, 12], [0, 2, 4, 6, 8])
+    assert match_layers(6, 3) == ([0, 2, 4, 6], [0, 1, 2, 3])
+    assert match_layers(6, 2) == ([0, 3, 6], [0, 1, 2])
+    assert match_layers(12, 5) == ([0, 12], [0, 5])  # co-prime: K = 2
+
+
+def test_bad_arguments():
+    s, t, mask = _inputs()
+    with pytest.raises(ValueError, match="window"):
+        wr_triple_loss(s, t, mask, window=4)
+    with pytest.raises(ValueError, match="pair_loss"):
+        wr_pair_loss(s, t, mask, pair_loss="kl")
+    with pytest.raises(ValueError, match="differ in batch"):
+        wr_pair_loss(s, t[:, :2], mask)
+    with pytest.raises(ValueError, match="attention_mask"):
+        ltr_pair_loss(s, t, mask[:, :4])

@@ -1,0 +1,56 @@
+"""Every primary config, task, experiment and sweep composes; sources and modules instantiate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from lmcompress.utils.instantiate import instantiate_plain
+from lmcompress.utils.paths import conf_dir
+
+CONF = conf_dir()
+TASKS = sorted(str(p.relative_to(CONF / "task").with_suffix(""))
+               for p in (CONF / "task").rglob("*.yaml"))
+LOSSES = sorted(str(p.relative_to(CONF / "loss").with_suffix(""))
+                for p in (CONF / "loss").rglob("*.yaml"))
+HARDWARE = sorted(p.stem for p in (CONF / "hardware").glob("*.yaml"))
+
+
+def _compose(name: str, overrides: list[str], config_dir: Path = CONF):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_configs_compose_and_build_source(task):
+    cfg = _compose("teacher", [f"task={task}"])
+    assert cfg.task.main_metric in cfg.task.metrics
+    if task == "local":
+        return
+    source = instantiate_plain(cfg.task.source)
+    assert source.kind == cfg.task.kind
+    if source.label_names is not None:
+        assert len(source.label_names) == cfg.task.num_labels
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_presets_compose(loss):
+    cfg = _compose("distill", [f"loss={loss}"])
+    assert set(cfg.loss.weights) <= {"task", "kd", "wr_pair", "wr_triple", "ltr_pair",
+                                     "ltr_triple"}
+
+
+@pytest.mark.parametrize("hardware", HARDWARE)
+def test_hardware_configs_compose(hardware):
+    cfg = _compose("teacher", [f"hardware={hardware}"])
+    assert cfg.trainer.precision and cfg.trainer.accelerator in ("cpu", "gpu")
+
+
+@pytest.mark.parametrize("sweep", sorted((CONF.parent / "sweeps").glob("*/sweep.yaml")))
+def test_sweeps_compose(sweep):
+    cfg = _compose("sweep", [], sweep.parent)
+    assert cfg.sweep_id == sweep.parent.name

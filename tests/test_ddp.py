@@ -1,0 +1,26 @@
+"""hardware=ddp_sim: two CPU processes (gloo) run to the end with the documented step count."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from conftest import TINY, run_cli
+
+
+@pytest.mark.slow
+def test_ddp_sim_global_batch_arithmetic(tmp_path):
+    n_train, batch, world, epochs = 70, 16, 2, 2
+    run_dir = tmp_path / "ddp"
+    proc = run_cli("-cn", "teacher", *TINY, "hardware=ddp_sim", f"task.source.n_train={n_train}",
+                   f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
+                   f"hydra.run.dir={run_dir}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # each process gets ceil(N / W) examples in batches of B / W (conf/data/default.yaml)
+    steps_per_epoch = math.ceil(math.ceil(n_train / world) / (batch // world))
+    assert metrics["world_size"] == world
+    assert metrics["global_step"] == epochs * steps_per_epoch == 10
+    assert metrics["data_sizes"]["train"] == n_train

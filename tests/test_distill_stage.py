@@ -1,0 +1,108 @@
+"""The distill stage at tiny scale: students of other shapes, teacher chaining, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizer
+
+from lmcompress.modules.distill import DistillModule
+from lmcompress.run import run_stage
+from lmcompress.utils.instantiate import instantiate_plain
+
+TINY_DISTILL = ["teacher=tiny", "student=tiny", "loss=kd_ckd"]
+
+
+def test_distill_student_of_other_width_and_depth_no_projection(make_cfg):
+    cfg = make_cfg("distill", *TINY_DISTILL, "student.config.num_hidden_layers=1",
+                   "teacher.config.num_hidden_layers=2", "allow_uninformative_ltr=false",
+                   "loss.weights.ltr_pair=0", "loss.weights.ltr_triple=0")
+    result = run_stage(cfg)
+    assert result["model"]["hidden_size"] == 24 and result["model"]["num_layers"] == 1
+    module = instantiate_plain(cfg.module)
+    # nothing maps student space to teacher space: every parameter belongs to the student's HF model
+    own = {n for n, _ in module.named_parameters() if not n.startswith("teacher.")}
+    assert own == {f"model.{n}" for n, _ in module.model.named_parameters()}
+    logged = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text()
+    for term in ("task", "kd", "wr_pair", "wr_triple"):
+        assert f"train/loss_{term}" in logged
+    ckpt = torch.load(result["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert not any(k.startswith("teacher.") for k in ckpt["state_dict"])
+    exported = AutoModelForSequenceClassification.from_pretrained(result["export_dir"])
+    assert exported.config.hidden_size == 24
+
+
+def test_distill_all_terms_finite_gradients(make_cfg):
+    cfg = make_cfg("distill", *TINY_DISTILL)
+    module = instantiate_plain(cfg.module)
+    assert module.teacher_idx == [0, 1, 2] and module.student_idx == [0, 1, 2]
+    batch = {"input_ids": torch.tensor([[101, 2204, 3185, 102, 0], [101, 2919, 102, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]),
+             "labels": torch.tensor([1, 0])}
+    module.train()
+    assert not module.teacher.training  # the teacher stays in eval mode
+    student = module(batch, output_hidden_states=True)
+    with torch.no_grad():
+        teacher = module.teacher(input_ids=batch["input_ids"],
+                                 attention_mask=batch["attention_mask"], output_hidden_states=True)
+    terms = module.loss_terms(batch, student, teacher)
+    assert set(terms) == {"task", "kd", "wr_pair", "wr_triple", "ltr_pair", "ltr_triple"}
+    total = sum(module.weights[k] * v for k, v in terms.items())
+    total.backward()
+    grads = [p.grad for p in module.model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert all(p.grad is None for p in module.teacher.parameters())
+
+
+def test_student_from_teacher_layers_copies_weights(make_cfg):
+    cfg = make_cfg("distill", "teacher=tiny", "student=teacher_layers", "student.num_layers=1",
+                   "student.strategy=skip", "loss=kd")
+    module = instantiate_plain(cfg.module)
+    t_layer = module.teacher.bert.encoder.layer[1].state_dict()  # skip: 2 -> 1 keeps layer 1
+    s_layer = module.model.bert.encoder.layer[0].state_dict()
+    for key in t_layer:
+        torch.testing.assert_close(s_layer[key], t_layer[key])
+
+
+def test_coprime_depth_with_ltr_is_refused(make_cfg):
+    cfg = make_cfg("distill", *TINY_DISTILL, "student.config.num_hidden_layers=1")
+    with pytest.raises(ValueError, match="LTR terms carry no information"):
+        instantiate_plain(cfg.module)
+    cfg = make_cfg("distill", *TINY_DISTILL, "student.config.num_hidden_layers=1",
+                   "allow_uninformative_ltr=true")
+    with pytest.warns(UserWarning, match="no information"):
+        instantiate_plain(cfg.module)
+
+
+def test_layer_map_out_of_range_is_refused(make_cfg):
+    cfg = make_cfg("distill", *TINY_DISTILL, "module.layer_map={teacher: [0, 5], student: [0, 2]}")
+    with pytest.raises(IndexError, match="layer_map.teacher: index 5"):
+        instantiate_plain(cfg.module)
+
+
+def test_different_tokenizer_is_refused(make_cfg, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"]) + "\n")
+    student_dir = tmp_path / "other_student"
+    BertTokenizer(str(vocab)).save_pretrained(student_dir)
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=32)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(student_dir)
+    cfg = make_cfg("distill", "teacher=tiny", "student=pretrained", "loss=kd",
+                   f"student.name_or_path={student_dir}")
+    with pytest.raises(ValueError, match="different tokenizers"):
+        instantiate_plain(cfg.module)
+
+
+@pytest.mark.slow
+def test_teacher_then_distill_through_export(make_cfg, tmp_path):
+    teacher = run_stage(make_cfg("teacher", "trainer.max_epochs=1"))
+    cfg = make_cfg("distill", "teacher=path", f"teacher.name_or_path={teacher['export_dir']}",
+                   "student=teacher_layers", "student.num_layers=1", "loss=kd",
+                   "trainer.max_epochs=1")
+    result = run_stage(cfg)
+    assert result["model"]["num_layers"] == 1
+    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["stage"] == "distill"

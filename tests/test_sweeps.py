@@ -1,0 +1,32 @@
+"""The pattern sweep runs as a Hydra multirun: one metrics.json and one offline wandb run per job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_cli
+
+
+@pytest.mark.slow
+def test_teacher_tiny_sweep(tmp_path):
+    proc = run_cli("-cd", str(REPO / "sweeps" / "teacher_tiny"), "-cn", "sweep",
+                   f"hydra.sweep.dir={tmp_path}", "trainer.max_epochs=1",
+                   env={"WANDB_MODE": "offline"}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    seen = set()
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        seen.add((metrics["task"], metrics["seed"]))
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, f"{job}: {runs}"
+        assert list(runs[0].glob("*.wandb")), "offline run has no data file"
+    assert len(seen) == 4  # 2 tasks x 2 seeds, each job its own output dir
+    table = subprocess.run([sys.executable, str(REPO / "sweeps" / "teacher_tiny" / "collect.py"),
+                            str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    assert table.count("\n") == 3 and "± " in table  # header, rule, 2 task rows with 2 seeds
