@@ -18,7 +18,7 @@ from lmcompress.utils.paths import conf_dir, register_resolvers
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model=tiny", "task=tiny", "logger=csv", "hardware=cpu", "data.batch_size=16",
-        "trainer.max_epochs=1", "export=true"]
+        "trainer.max_epochs=1", "export=true", "log_every_n_steps=1"]
 OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -34,17 +34,20 @@ def _offline(monkeypatch):
 
 @pytest.fixture
 def make_cfg(tmp_path):
-    """``make_cfg(stage, *overrides)`` -> a composed config writing under tmp_path."""
+    """``make_cfg(stage, *overrides)`` -> a composed config writing to its own dir under tmp_path
+    (``run_dir=`` to reuse one, e.g. to resume)."""
+    count = iter(range(1000))
 
-    def _make(stage: str, *overrides: str) -> DictConfig:
+    def _make(stage: str, *overrides: str, run_dir: Path | None = None) -> DictConfig:
+        run_dir = run_dir or tmp_path / f"run{next(count)}_{stage}"
         GlobalHydra.instance().clear()
         with initialize_config_dir(str(conf_dir()), version_base="1.3"):
             base = TINY if stage == "teacher" else [o for o in TINY if not o.startswith("model=")]
             cfg = compose(stage, overrides=[*base, f"paths.log_dir={tmp_path}", *overrides],
                           return_hydra_config=True)
         with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+            cfg.paths.output_dir = str(run_dir)
+            cfg.hydra.runtime.output_dir = str(run_dir)
         HydraConfig().set_config(cfg)
         return cfg
 

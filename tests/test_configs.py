@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from lmcompress.data.readers import DataSourceError
 from lmcompress.utils.instantiate import instantiate_plain
 from lmcompress.utils.paths import conf_dir
 
@@ -31,7 +32,11 @@ def test_task_configs_compose_and_build_source(task):
     assert cfg.task.main_metric in cfg.task.metrics
     if task == "local":
         return
-    source = instantiate_plain(cfg.task.source)
+    try:
+        source = instantiate_plain(cfg.task.source)
+    except DataSourceError as err:  # real data not beside the repo (e.g. MNLI is not in ../shared)
+        assert "not found" in str(err)
+        pytest.skip(f"{task}: {err}")
     assert source.kind == cfg.task.kind
     if source.label_names is not None:
         assert len(source.label_names) == cfg.task.num_labels

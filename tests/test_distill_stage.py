@@ -18,7 +18,7 @@ TINY_DISTILL = ["teacher=tiny", "student=tiny", "loss=kd_ckd"]
 
 def test_distill_student_of_other_width_and_depth_no_projection(make_cfg):
     cfg = make_cfg("distill", *TINY_DISTILL, "student.config.num_hidden_layers=1",
-                   "teacher.config.num_hidden_layers=2", "allow_uninformative_ltr=false",
+                   "teacher.config.num_hidden_layers=2", "module.allow_uninformative_ltr=false",
                    "loss.weights.ltr_pair=0", "loss.weights.ltr_triple=0")
     result = run_stage(cfg)
     assert result["model"]["hidden_size"] == 24 and result["model"]["num_layers"] == 1
@@ -72,7 +72,7 @@ def test_coprime_depth_with_ltr_is_refused(make_cfg):
     with pytest.raises(ValueError, match="LTR terms carry no information"):
         instantiate_plain(cfg.module)
     cfg = make_cfg("distill", *TINY_DISTILL, "student.config.num_hidden_layers=1",
-                   "allow_uninformative_ltr=true")
+                   "module.allow_uninformative_ltr=true")
     with pytest.warns(UserWarning, match="no information"):
         instantiate_plain(cfg.module)
 
@@ -106,3 +106,13 @@ def test_teacher_then_distill_through_export(make_cfg, tmp_path):
     result = run_stage(cfg)
     assert result["model"]["num_layers"] == 1
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["stage"] == "distill"
+
+
+def test_resume_refuses_another_stages_checkpoint(make_cfg, tmp_path):
+    run_dir = tmp_path / "shared_dir"
+    run_stage(make_cfg("teacher", "trainer.max_steps=2", "test=false", "export=false",
+                       run_dir=run_dir))
+    cfg = make_cfg("distill", *TINY_DISTILL, run_dir=run_dir)
+    with pytest.raises(ValueError, match="written by FinetuneModule on task 'tiny'"):
+        run_stage(cfg)
+    assert not (run_dir / "metrics.json").read_text().count('"distill"')

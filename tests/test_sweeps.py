@@ -29,4 +29,4 @@ def test_teacher_tiny_sweep(tmp_path):
     assert len(seen) == 4  # 2 tasks x 2 seeds, each job its own output dir
     table = subprocess.run([sys.executable, str(REPO / "sweeps" / "teacher_tiny" / "collect.py"),
                             str(tmp_path)], capture_output=True, text=True, check=True).stdout
-    assert table.count("\n") == 3 and "± " in table  # header, rule, 2 task rows with 2 seeds
+    assert table.count("\n") == 4 and "± " in table  # header, rule, 2 task rows with 2 seeds

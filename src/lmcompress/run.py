@@ -35,13 +35,27 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
     if cfg.resume is False or cfg.resume is None:
         return None
     if cfg.resume is True:
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    path = Path(str(cfg.resume))
-    path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-    if not path.is_file():
-        raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint at {path}")
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            return None
+    else:
+        path = Path(str(cfg.resume))
+        path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint at {path}")
+    _check_resumable(path, cfg)
     return str(path)
+
+
+def _check_resumable(path: Path, cfg: DictConfig) -> None:
+    """Refuse (before training) to resume a checkpoint written by another stage or task."""
+    meta = torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("lmcompress")
+    want = {"module": cfg.module._target_.rsplit(".", 1)[-1], "task": cfg.task.name}
+    if meta is not None and meta != want:
+        raise ValueError(
+            f"resume: {path} was written by {meta['module']} on task {meta['task']!r}, but this "
+            f"run is {want['module']} on task {want['task']!r}; use another hydra.run.dir, or "
+            "resume=false to start over there")
 
 
 def _overrides() -> list[str]:

@@ -57,3 +57,16 @@ def test_keep_all_layers_is_identity_and_save_roundtrip(tmp_path):
     keep_layers(model, [2]).save_pretrained(tmp_path)
     reloaded = BertForSequenceClassification.from_pretrained(tmp_path)
     assert reloaded.config.num_hidden_layers == 1
+
+
+def test_student_from_frozen_teacher_layers_is_trainable():
+    from lmcompress.models.student import build_student
+
+    teacher = _bert(4).requires_grad_(False).eval()
+    student = build_student({"init": "teacher_layers", "num_layers": 2}, {"kind": "classification"},
+                            teacher)
+    assert student.training and all(p.requires_grad for p in student.parameters())
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    logits = student(input_ids=torch.tensor([[1, 2, 3]])).logits
+    logits.sum().backward()
+    assert student.classifier.weight.grad is not None and teacher.classifier.weight.grad is None

@@ -21,6 +21,8 @@ class PlainProgress(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._t0, self._last_step = time.perf_counter(), trainer.global_step
+        if not trainer.is_global_zero:
+            return
         total = trainer.estimated_stepping_batches
         log.info("training: %s optimizer steps planned (from step %d)", total, trainer.global_step)
 
@@ -37,7 +39,7 @@ class PlainProgress(pl.Callback):
         self._t0, self._last_step = time.perf_counter(), step
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking or not trainer.is_global_zero or not trainer.training:
             return
         vals = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
                 if k.startswith("val/")}

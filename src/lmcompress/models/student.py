@@ -51,7 +51,8 @@ def build_student(spec: dict[str, Any], task: dict[str, Any],
         idx = select_layers(num, keep if isinstance(keep, int) else list(keep),
                             spec.get("strategy", "skip"))
         log.info("student = teacher layers %s (0-based) of %d", idx, num)
-        return keep_layers(teacher, idx)
+        # the copy must train even though the frozen teacher it comes from does not
+        return keep_layers(teacher, idx).requires_grad_(True).train()
     if init == "pretrained":
         ref = spec.get("name_or_path")
         if not ref:

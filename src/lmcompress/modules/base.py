@@ -120,6 +120,9 @@ class TaskModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_score"] = self.best_score
+        # what wrote this checkpoint: run.resume_checkpoint refuses to resume another stage's run
+        checkpoint["lmcompress"] = {"module": type(self).__name__,
+                                    "task": self.hparams.task.get("name")}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.best_score = checkpoint.get("best_score", float("-inf"))
