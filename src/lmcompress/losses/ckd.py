@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from lmcompress.losses._window_triple import WindowTripleL2, window_angles
+
 PAIR_LOSSES = ("kldiv", "l1", "l2", "smoothl1")
 TRIPLE_LOSSES = ("l2", "l1", "smoothl1")
 DISTANCES = ("cos", "l2", "sqeuclidean")
@@ -208,6 +210,13 @@ def wr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
         return _all_triples(g_s, g_t.to(g_s.dtype), m, triple_loss, normalize, chunk_size)
     n = student.shape[2]
     idx, inside = window_index(n, window, student.device)
+    if triple_loss == "l2" and normalize == "global" and not mask_window:
+        # the official setting: fused value + hand-written backward (see _window_triple.py)
+        flat_s, centre = g_s.flatten(0, 1), m.flatten(0, 1)
+        with torch.no_grad():
+            a_t = window_angles(g_t.flatten(0, 1), idx, centre).to(g_s.dtype)
+        denom = (student.shape[1] * attention_mask.sum() * window**2).to(g_s.dtype)
+        return WindowTripleL2.apply(flat_s, a_t, idx, centre, denom.clamp_min(1))
     with torch.no_grad():
         a_t = _window_angles(g_t, idx).to(g_s.dtype)
     a_s = _window_angles(g_s, idx)
