@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +26,27 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
-def collect(sweep_dir: str | Path, group_by: list[str], metrics: list[str]) -> list[dict]:
+def collect(sweep_dir: str | Path, group_by: list[str], metrics: list[str],
+            derive: dict[str, Callable[[dict], Any]] | None = None) -> list[dict]:
     """Mean, std and count of ``metrics`` for each combination of ``group_by`` keys.
 
-    A group key is looked up in the job's overrides first, then in metrics.json (e.g. ``task``).
+    A group key is computed by ``derive[key](run)`` if given, else looked up in the job's
+    overrides, then in metrics.json (e.g. ``task``).
     """
+    derive = derive or {}
+
+    def value(run: dict, key: str) -> str:
+        if key in derive:
+            return str(derive[key](run))
+        return str(run["params"].get(key, run.get(key, "")))
+
     groups: dict[tuple, list[dict]] = {}
     for run in load_runs(sweep_dir):
-        key = tuple(str(run["params"].get(k, run.get(k, ""))) for k in group_by)
+        key = tuple(value(run, k) for k in group_by)
         groups.setdefault(key, []).append(run)
     rows = []
     for key, runs in sorted(groups.items()):
-        row: dict[str, Any] = dict(zip(group_by, key))
+        row: dict[str, Any] = dict(zip(group_by, key, strict=True))
         row["n"] = len(runs)
         for metric in metrics:
             split = metric.split("/", 1)[0]
