@@ -9,7 +9,6 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizer
 
-from lmcompress.modules.distill import DistillModule
 from lmcompress.run import run_stage
 from lmcompress.utils.instantiate import instantiate_plain
 

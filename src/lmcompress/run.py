@@ -17,7 +17,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lmcompress.callbacks.progress import PlainProgress
 from lmcompress.models.hf import model_stats

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -60,7 +60,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def embedded_model_dir(name: str) -> Path:
     """Directory of an embedded model, after checking its weights' sha256 (once per process)."""
     if name not in EMBEDDED_MODELS:
