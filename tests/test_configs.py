@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
 
 from lmcompress.data.readers import DataSourceError
 from lmcompress.utils.instantiate import instantiate_plain
@@ -55,7 +57,22 @@ def test_hardware_configs_compose(hardware):
     assert cfg.trainer.precision and cfg.trainer.accelerator in ("cpu", "gpu")
 
 
-@pytest.mark.parametrize("sweep", sorted((CONF.parent / "sweeps").glob("*/sweep.yaml")))
+@pytest.mark.parametrize("sweep", sorted((CONF.parent / "sweeps").glob("*/sweep*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_sweeps_compose(sweep):
-    cfg = _compose("sweep", [], sweep.parent)
-    assert cfg.sweep_id == sweep.parent.name
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(sweep.parent), version_base="1.3"):
+        cfg = compose(sweep.stem, return_hydra_config=True)
+    assert cfg.sweep_id.startswith(sweep.parent.name)
+    assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.hydra.sweeper.params
+
+
+@pytest.mark.parametrize("experiment", sorted((CONF / "experiment").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_experiment_presets_compose_with_their_documented_stage(experiment):
+    text = experiment.read_text()
+    assert text.startswith("# @package _global_")
+    usage = re.search(r"-cn (\w+) experiment=" + experiment.stem, text)
+    assert usage, f"{experiment.name}: document its command (python -m lmcompress.run -cn ...)"
+    cfg = _compose(usage.group(1), [f"experiment={experiment.stem}"])
+    assert cfg.task_name == usage.group(1) and cfg.task.name.startswith("glue_")
