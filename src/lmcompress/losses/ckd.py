@@ -1,4 +1,4 @@
-"""CKD: Word Relation (WR) and Layer Transforming Relation (LTR) losses, computed from Gram matrices.
+"""CKD: Word Relation (WR) and Layer Transforming Relation (LTR) losses from Gram matrices.
 
 Park, Kim & Yang, "Distilling Linguistic Context for Language Model Compression", EMNLP 2021,
 arXiv:2109.08359. Default semantics are the official code's (GeondoPark/CKD @ 28b124b), as pinned
