@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["model=tiny", "task=tiny", "logger=csv", "hardware=cpu", "data.batch_size=16",
         "trainer.max_epochs=1", "export=true", "log_every_n_steps=1"]
 OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false"}
+               "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true",
+               "TOKENIZERS_PARALLELISM": "false"}
 
 register_resolvers()
 

@@ -104,7 +104,8 @@ def test_teacher_then_distill_through_export(make_cfg, tmp_path):
                    "trainer.max_epochs=1")
     result = run_stage(cfg)
     assert result["model"]["num_layers"] == 1
-    assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["stage"] == "distill"
+    written = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert written["stage"] == "distill"
 
 
 def test_resume_refuses_another_stages_checkpoint(make_cfg, tmp_path):

@@ -1,4 +1,4 @@
-"""The pattern sweep runs as a Hydra multirun: one metrics.json and one offline wandb run per job."""
+"""The pattern sweep is a Hydra multirun: one metrics.json and one offline wandb run per job."""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def test_token_classification_tiny(make_cfg, tmp_path):
     for i in range(24):
         words = ["the", f"dog{i % 5}", "runs", "."]
         lines += [f"# sent_id = s{i}"] + [
-            f"{j + 1}\t{w}\t{w}\t{t}\t_\t_\t0\t_\t_\t_" for j, (w, t) in enumerate(zip(words, tags))
+            f"{j + 1}\t{w}\t{w}\t{t}\t_\t_\t0\t_\t_\t_"
+            for j, (w, t) in enumerate(zip(words, tags, strict=True))
         ] + [""]
     for split in ("train", "dev", "test"):
         (tmp_path / "ud" / split).mkdir(parents=True, exist_ok=True)

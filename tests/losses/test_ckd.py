@@ -69,10 +69,12 @@ def naive_ltr_pair(s, t, mask):
     for b, i in itertools.product(range(B), range(n)):
         if not mask[b, i]:
             continue
-        for l in range(K):
-            others = [m for m in range(K) if m != l]
-            cs = torch.stack([F.cosine_similarity(s[b, l, i], s[b, m, i], dim=0) for m in others])
-            ct = torch.stack([F.cosine_similarity(t[b, l, i], t[b, m, i], dim=0) for m in others])
+        for layer in range(K):
+            others = [m for m in range(K) if m != layer]
+            cs = torch.stack([F.cosine_similarity(s[b, layer, i], s[b, m, i], dim=0)
+                              for m in others])
+            ct = torch.stack([F.cosine_similarity(t[b, layer, i], t[b, m, i], dim=0)
+                              for m in others])
             p = ct.softmax(0)
             total = total + (p * (p.log() - cs.log_softmax(0))).sum()
     return total / (K * K * mask.sum())

@@ -12,7 +12,7 @@ log = logging.getLogger("lmcompress.progress")
 
 
 class PlainProgress(pl.Callback):
-    """Log step, loss and throughput every ``every_n_steps`` optimizer steps, and each evaluation."""
+    """Log step, loss and throughput every ``every_n_steps`` optimizer steps and each evaluation."""
 
     def __init__(self, every_n_steps: int = 20):
         self.every_n_steps = max(1, every_n_steps)

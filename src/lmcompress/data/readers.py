@@ -48,7 +48,7 @@ def read_delimited(path: Path, delimiter: str, columns: int | None = None,
                     f"{path}, line {line}: expected {expected} columns, found {len(row)}: "
                     f"{delimiter.join(row)[:120]!r}"
                 )
-            yield line, dict(zip(names, row)) if names is not None else row
+            yield line, dict(zip(names, row, strict=True)) if names is not None else row
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:

@@ -65,7 +65,8 @@ class Source:
 GLUE_TASKS: dict[str, dict] = {
     "sst2": {"kind": "classification", "labels": ["negative", "positive"], "dir": "SST-2",
              "text": ("sentence", None), "label": "label",
-             "files": {"train": ["alps_train.tsv", "alps_dev.tsv"], "validation": ["alps_test.tsv"]}},
+             "files": {"train": ["alps_train.tsv", "alps_dev.tsv"],
+                       "validation": ["alps_test.tsv"]}},
     "mrpc": {"kind": "classification", "labels": ["not_equivalent", "equivalent"], "dir": "MRPC",
              "text": ("#1 String", "#2 String"), "label": "Quality",
              "files": {"train": ["train.tsv"], "validation": ["dev.tsv"],
@@ -98,8 +99,10 @@ HUB_SPLITS = {"mnli": {"validation": "validation_matched"}}
 
 
 class GlueSource(Source):
-    """A GLUE task from local GLUE-format TSVs (``data_dir`` = the folder holding SST-2/, MRPC/,
-    ...) or, with ``data_dir=None``, from the datasets hub (needs a network).
+    """A GLUE task from local GLUE-format TSVs, or from the datasets hub.
+
+    ``data_dir`` = the folder holding SST-2/, MRPC/, ...; ``data_dir=None`` loads from the
+    datasets hub (needs a network).
 
     ``variant="sentence_level"`` (SST-2 only) reads ``SST-2/sentence_level`` (labelled test set).
     Label-less rows (GLUE test files, label -1) become ``label=None``.
@@ -127,7 +130,7 @@ class GlueSource(Source):
         if not path.is_dir():
             raise DataSourceError(
                 f"GLUE {self.task} directory '{path}' not found (expected "
-                f"{', '.join(f for fs in self.files.values() for f in fs)}); set "
+                f"{', '.join(dict.fromkeys(f for fs in self.files.values() for f in fs))}); set "
                 "task.source.data_dir to the folder holding the GLUE task folders, or null to "
                 "download from the hub")
         return path

@@ -101,7 +101,7 @@ class TaskModule(pl.LightningModule):
         """AdamW (no decay on biases and LayerNorm weights) with linear warmup then decay to 0."""
         cfg = self.hparams.optim
         decay, no_decay = [], []
-        for name, param in self.named_parameters():
+        for param in self.parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 else decay).append(param)
         optimizer = torch.optim.AdamW(
@@ -116,7 +116,8 @@ class TaskModule(pl.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         warmup = int(cfg.get("warmup_ratio", 0.0) * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_score"] = self.best_score
