@@ -286,7 +286,8 @@ def ltr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: 
     _check(student, teacher, attention_mask, distance=distance, pair_loss=pair_loss,
            normalize=normalize)
     k = student.shape[1]
-    s, t = student.transpose(1, 2), teacher.transpose(1, 2)  # [B, n, K, d]
+    # [B, n, K, d], made contiguous once: strided normalise / matmul cost more than the copy
+    s, t = student.transpose(1, 2).contiguous(), teacher.transpose(1, 2).contiguous()
     tok = attention_mask.bool()[:, :, None, None]
     eye = torch.eye(k, dtype=torch.bool, device=student.device)
     valid = (tok & ~eye).expand(-1, -1, k, k)
@@ -321,8 +322,8 @@ def ltr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask
     k = student.shape[1]
     all_layers = torch.ones(1, 1, k, 1, dtype=torch.bool, device=student.device)
     with torch.no_grad():
-        a_t = _layer_angles(_gram(teacher.transpose(1, 2), all_layers, dim=-2))
-    a_s = _layer_angles(_gram(student.transpose(1, 2), all_layers, dim=-2))
+        a_t = _layer_angles(_gram(teacher.transpose(1, 2).contiguous(), all_layers, dim=-2))
+    a_s = _layer_angles(_gram(student.transpose(1, 2).contiguous(), all_layers, dim=-2))
     values = _elementwise(a_s, a_t.to(a_s.dtype), triple_loss)  # [B, n, K, K, K]
     keep = attention_mask.bool()[:, :, None, None, None].expand_as(values)
     denom = k**3 * attention_mask.sum().to(values.dtype)
