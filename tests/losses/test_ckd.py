@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from lmcompress.losses.ckd import (
+    CKD_LOSSES,
+    ckd_terms,
     ltr_pair_loss,
     ltr_triple_loss,
     match_layers,
@@ -224,3 +226,26 @@ def test_bad_arguments():
         wr_pair_loss(s, t[:, :2], mask)
     with pytest.raises(ValueError, match="attention_mask"):
         ltr_pair_loss(s, t, mask[:, :4])
+
+
+@pytest.mark.parametrize("opts", [{}, {"window": 5}, {"window": None},
+                                  {"normalize": "row"}, {"distance": "l2", "dist_norm": True,
+                                                         "pair_loss": "smoothl1"}])
+def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
+    s, t, mask = _inputs(seed=3, lengths=(9, 4, 1))
+    names = ["wr_pair", "wr_triple", "ltr_pair", "ltr_triple"]
+    s1 = s.clone().requires_grad_()
+    together = ckd_terms(s1, t, mask, names, **opts)
+    sum(together.values()).backward()
+    s2 = s.clone().requires_grad_()
+    total = 0
+    for name in names:
+        fn = CKD_LOSSES[name]
+        accepted = {k: v for k, v in opts.items() if k in fn.__kwdefaults__}
+        value = fn(s2, t, mask, **accepted)
+        torch.testing.assert_close(together[name], value, rtol=1e-10, atol=1e-12)
+        total = total + value
+    total.backward()
+    torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="unknown CKD term"):
+        ckd_terms(s, t, mask, ["wr_quad"])

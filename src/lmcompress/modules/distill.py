@@ -72,6 +72,11 @@ class DistillModule(TaskModule):
         self.temperature = float(loss.get("temperature", 1.0))
         self.kd_t2 = bool(loss.get("kd_t2", False))
         self.ckd_options = dict(loss.get("ckd", {}))
+        known = [k for k, p in inspect.signature(ckd_losses.ckd_terms).parameters.items()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        bad = sorted(set(self.ckd_options) - set(known))
+        if bad:
+            raise ValueError(f"loss.ckd: unknown option(s) {bad}; known: {known}")
         self.teacher_idx, self.student_idx = resolve_layer_map(
             self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
             layer_map, uses_ltr=any(k.startswith("ltr") for k in self.weights),
@@ -119,12 +124,8 @@ class DistillModule(TaskModule):
         if ckd_names:
             s_h = torch.stack([student.hidden_states[i] for i in self.student_idx], dim=1)
             t_h = torch.stack([teacher.hidden_states[i] for i in self.teacher_idx], dim=1)
-            mask = batch["attention_mask"]
-            for name in ckd_names:
-                fn = CKD_TERMS[name]
-                accepted = inspect.signature(fn).parameters
-                opts = {k: v for k, v in self.ckd_options.items() if k in accepted}
-                terms[name] = fn(s_h.float(), t_h.float(), mask, **opts)
+            terms.update(ckd_losses.ckd_terms(s_h.float(), t_h.float(), batch["attention_mask"],
+                                              ckd_names, **self.ckd_options))
         return terms
 
     def kd_loss(self, s_logits: torch.Tensor, t_logits: torch.Tensor,
