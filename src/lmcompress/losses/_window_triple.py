@@ -35,6 +35,27 @@ def _index_maps(n: int, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def _window_blocks(g: torch.Tensor, flat: torch.Tensor, ab: torch.Tensor, width: int
+                   ) -> torch.Tensor:
+    """``g[π(i, w), π(i, w')]`` as a new ``[M, n, W, W]`` tensor.
+
+    Vertices whose window is not clamped read a W × W block sliding down the diagonal: a strided
+    view of ``g`` copied once, much faster than a gather. The clamped ends use the index map.
+    """
+    m, n, _ = g.shape
+    half = width // 2
+    if n <= 2 * half or not g.is_contiguous():
+        return flat.index_select(1, ab).view(m, n, width, width)
+    out = g.new_empty(m, n, width, width)
+    inner = g.as_strided((m, n - 2 * half, width, width), (n * n, n + 1, n, 1),
+                         g.storage_offset())
+    out[:, half:n - half] = inner
+    ends = ab.view(n, width * width)
+    for rows in (slice(0, half), slice(n - half, n)):
+        out[:, rows] = flat.index_select(1, ends[rows].reshape(-1)).view(m, -1, width, width)
+    return out
+
+
 def window_parts(g: torch.Tensor, idx: torch.Tensor, centre: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``D [M, n, W, W]``, ``r [M, n, W]`` and the clamp mask of ``sq`` for ``g [M, n, n]``.
@@ -45,7 +66,7 @@ def window_parts(g: torch.Tensor, idx: torch.Tensor, centre: torch.Tensor
     width = idx.shape[1]
     maps = _index_maps(n, idx)
     flat = g.reshape(m, n * n)
-    d = flat.index_select(1, maps["ab"]).view(m, n, width, width)
+    d = _window_blocks(g, flat, maps["ab"], width)
     g_ia = flat.index_select(1, maps["ia"]).view(m, n, width)
     g_aa = flat.index_select(1, maps["aa"]).view(m, n, width)
     g_ii = flat.index_select(1, maps["ii"]).view(m, n, 1)
