@@ -109,6 +109,13 @@ TERMS["all_four_w21"] = (
                         ("wr_pair", "wr_triple_w21", "ltr_pair", "ltr_triple")),
 )
 
+# the same four terms through ckd_terms: one token Gram and one layer Gram per model, shared
+TERMS["all_four_w21_shared"] = (
+    TERMS["all_four_w21"][0],
+    lambda s, t, m: sum(ckd.ckd_terms(s, t, m, ["wr_pair", "wr_triple", "ltr_pair",
+                                                "ltr_triple"], window=21).values()),
+)
+
 
 def inputs(args):
     g = torch.Generator().manual_seed(0)

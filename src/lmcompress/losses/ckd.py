@@ -393,10 +393,13 @@ def ckd_terms(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torc
                 a_t = window_angles(g_t.flatten(0, 1), idx, centre)
             denom = (k * attention_mask.sum() * window**2).to(student.dtype).clamp_min(1)
             out["wr_triple"] = WindowTripleL2.apply(g_s.flatten(0, 1), a_t, idx, centre, denom)
+            del a_t  # saved inside the autograd node as needed; drop this frame's reference
+        del g_t, g_s
     if {"ltr_pair", "ltr_triple"} & set(names):
         with torch.no_grad():
             v_t = teacher.transpose(1, 2).contiguous()
             l_t = (v_t @ v_t.transpose(-1, -2)).to(student.dtype)  # [B, n, K, K]
+            del v_t
         v_s = student.transpose(1, 2).contiguous()
         l_s = v_s @ v_s.transpose(-1, -2)
         tokens = attention_mask.sum().to(student.dtype)
