@@ -133,7 +133,9 @@ def child(args) -> None:
     fn = TERMS[args.term][0 if args.impl == "reference" else 1]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
+    x = loss = None
     for _ in range(args.repeats):
+        x = loss = None  # release the previous repeat's states and gradient before measuring
         x = s.clone().requires_grad_()
         start = time.perf_counter()
         loss = fn(x, t, mask)

@@ -103,7 +103,9 @@ class WindowTripleL2(torch.autograd.Function):
         d, r, clamped, e, idx, denom = ctx.saved_tensors
         m, n, width = r.shape
         maps = _index_maps(n, idx)
-        da = e * (2 * grad_out / denom)  # dL/dA
+        # dL/dA, in place over the saved e; a second backward through this graph is refused by
+        # autograd's version check on saved tensors
+        da = e.mul_(2 * grad_out / denom)
         # dL/dr[v] = 2 Σ_w' dA[v, w'] D[v, w'] r[w']   (dA and D symmetric)
         dr = 2 * torch.matmul(da * d, r[..., :, None]).squeeze(-1)
         dsq = (dr * -0.5 * r.pow(3)).masked_fill_(clamped, 0.0)

@@ -400,8 +400,8 @@ def ckd_terms(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torc
             v_t = teacher.transpose(1, 2).contiguous()
             l_t = (v_t @ v_t.transpose(-1, -2)).to(student.dtype)  # [B, n, K, K]
             del v_t
-        v_s = student.transpose(1, 2).contiguous()
-        l_s = v_s @ v_s.transpose(-1, -2)
+        # strided operands: autograd keeps views of ``student``, not a second copy of the states
+        l_s = torch.matmul(student.transpose(1, 2), student.permute(0, 2, 3, 1))  # [B, n, K, K]
         tokens = attention_mask.sum().to(student.dtype)
         if "ltr_pair" in names:
             eye = torch.eye(k, dtype=torch.bool, device=student.device)
