@@ -249,3 +249,12 @@ def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
     torch.testing.assert_close(s1.grad, s2.grad, rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="unknown CKD term"):
         ckd_terms(s, t, mask, ["wr_quad"])
+
+
+def test_fused_window_term_refuses_a_second_backward():
+    s, t, mask = _inputs()
+    x = s.clone().requires_grad_()
+    loss = wr_triple_loss(x, t, mask, window=5)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
