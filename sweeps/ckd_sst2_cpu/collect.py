@@ -5,13 +5,7 @@ usage: python sweeps/ckd_sst2_cpu/collect.py <sweep dir> [<sweep dir> ...]
 
 import sys
 
-from lmcompress.report import collect, markdown_table
-
-
-def student_label(run: dict) -> str:
-    m = run["model"]
-    return f"{m['num_layers']}L/{m['hidden_size']}"
-
+from lmcompress.report import collect, markdown_table, model_shape
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
@@ -19,5 +13,5 @@ if __name__ == "__main__":
     rows = []
     for sweep_dir in sys.argv[1:]:
         rows += collect(sweep_dir, group_by=["student", "loss"], metrics=["val/accuracy"],
-                        derive={"student": student_label})
+                        derive={"student": model_shape})
     print(markdown_table(rows))

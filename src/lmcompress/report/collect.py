@@ -26,6 +26,12 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
+def model_shape(run: dict[str, Any]) -> str:
+    """``<layers>L/<hidden>`` of the run's trained model (a ``derive`` key for students)."""
+    model = run["model"]
+    return f"{model['num_layers']}L/{model['hidden_size']}"
+
+
 def collect(sweep_dir: str | Path, group_by: list[str], metrics: list[str],
             derive: dict[str, Callable[[dict], Any]] | None = None) -> list[dict]:
     """Mean, std and count of ``metrics`` for each combination of ``group_by`` keys.
