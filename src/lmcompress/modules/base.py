@@ -59,10 +59,14 @@ class TaskModule(pl.LightningModule):
         """The model saved by ``save_pretrained`` at the end of the stage."""
         return self.model
 
+    @staticmethod
+    def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch without ``labels`` and ``index``: losses are computed by the stage."""
+        return {k: v for k, v in batch.items() if k not in ("labels", "index")}
+
     def forward(self, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
         """Run the model on a batch (labels are not passed: losses are computed by the stage)."""
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-        return self.model(**inputs, **kwargs)
+        return self.model(**self.model_inputs(batch), **kwargs)
 
     def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy with the gold labels (MSE for regression; -100 ignored for tokens)."""

@@ -24,12 +24,7 @@ from lmcompress.models.student import build_student, build_teacher, resolve_laye
 from lmcompress.modules.base import TaskModule
 
 log = logging.getLogger(__name__)
-CKD_TERMS = {
-    "wr_pair": ckd_losses.wr_pair_loss,
-    "wr_triple": ckd_losses.wr_triple_loss,
-    "ltr_pair": ckd_losses.ltr_pair_loss,
-    "ltr_triple": ckd_losses.ltr_triple_loss,
-}
+CKD_TERMS = tuple(ckd_losses.CKD_LOSSES)  # wr_pair, wr_triple, ltr_pair, ltr_triple
 TERMS = ("task", "kd", *CKD_TERMS)
 
 
@@ -103,8 +98,8 @@ class DistillModule(TaskModule):
         teacher = None
         if needs_teacher:
             with torch.no_grad():
-                inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-                teacher = self.teacher(**inputs, output_hidden_states=needs_hidden)
+                teacher = self.teacher(**self.model_inputs(batch),
+                                       output_hidden_states=needs_hidden)
         terms = self.loss_terms(batch, student, teacher)
         total = sum(self.weights[name] * value for name, value in terms.items())
         for name, value in terms.items():
