@@ -119,6 +119,7 @@ class TextDataModule(pl.LightningDataModule):
         self.val_split = val_split
         self.test_split = test_split
         self._tokenizer = None
+        self._raw: dict[str, list[Example]] = {}  # loaded once: validate() then tokenisation
         self.datasets: dict[str, TokenizedDataset] = {}
 
     # -- public helpers -------------------------------------------------------------------------
@@ -184,9 +185,11 @@ class TextDataModule(pl.LightningDataModule):
         )
 
     def _examples(self, split: str) -> list[Example]:
-        examples = self.source.load(split)
-        limit = self.train_limit if split == "train" else self.eval_limit
-        return examples[:limit] if limit else examples
+        if split not in self._raw:
+            examples = self.source.load(split)
+            limit = self.train_limit if split == "train" else self.eval_limit
+            self._raw[split] = examples[:limit] if limit else examples
+        return self._raw[split]
 
     def _cache_path(self, split: str) -> Path | None:
         if not self.cache_dir:
@@ -195,13 +198,15 @@ class TextDataModule(pl.LightningDataModule):
             {
                 "source": _public_args(self.source),
                 "source_type": type(self.source).__qualname__,
+                # the data itself: a file edited in place must not be served from a stale cache
+                "examples": hashlib.sha256(repr(self._examples(split)).encode()).hexdigest(),
                 "vocab": hashlib.sha256(
                     json.dumps(sorted(self.tokenizer.get_vocab().items())).encode()
                 ).hexdigest(),
                 "max_length": self.max_length,
                 "limit": self.train_limit if split == "train" else self.eval_limit,
                 "split": split,
-                "version": 1,
+                "version": 2,
             },
             sort_keys=True,
         )
