@@ -56,6 +56,17 @@ def test_distill_all_terms_finite_gradients(make_cfg):
     assert all(p.grad is None for p in module.teacher.parameters())
 
 
+def test_distill_under_bf16_mixed_precision(make_cfg):
+    """hardware=bf16_mixed (the GPU default of hardware=ddp), run on CPU: CKD terms stay fp32."""
+    cfg = make_cfg("distill", *TINY_DISTILL, "hardware=bf16_mixed", "trainer.accelerator=cpu",
+                   "export=false", "test=false")
+    result = run_stage(cfg)
+    assert 0.0 <= result["val"]["val/accuracy"] <= 1.0
+    logged = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text()
+    for term in ("wr_pair", "wr_triple", "ltr_pair", "ltr_triple"):
+        assert f"train/loss_{term}" in logged
+
+
 def test_student_from_teacher_layers_copies_weights(make_cfg):
     cfg = make_cfg("distill", "teacher=tiny", "student=teacher_layers", "student.num_layers=1",
                    "student.strategy=skip", "loss=kd")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import pytest
@@ -241,7 +242,7 @@ def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
     total = 0
     for name in names:
         fn = CKD_LOSSES[name]
-        accepted = {k: v for k, v in opts.items() if k in fn.__kwdefaults__}
+        accepted = {k: v for k, v in opts.items() if k in inspect.signature(fn).parameters}
         value = fn(s2, t, mask, **accepted)
         torch.testing.assert_close(together[name], value, rtol=1e-10, atol=1e-12)
         total = total + value
@@ -258,3 +259,31 @@ def test_fused_window_term_refuses_a_second_backward():
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+ALL_TERMS = ["wr_pair", "wr_triple", "ltr_pair", "ltr_triple"]
+
+
+@pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
+def test_bf16_autocast_does_not_reach_the_relations(fn, naive, opts):
+    """Mixed precision (hardware=bf16_mixed / ddp): the loss runs in fp32, outside autocast."""
+    s, t, mask = _inputs(seed=4)
+    s, t = s.float() + 3.0, t.float() + 3.0  # a shared offset: where half-precision Grams fail
+    x1, x2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    exact = fn(x1, t, mask, **opts)
+    exact.backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = fn(x2, t, mask, **opts)
+    mixed.backward()
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-6, atol=0)
+
+
+def test_bf16_states_are_upcast_before_the_relations():
+    s, t, mask = _inputs(seed=5)
+    exact = ckd_terms(s.bfloat16().float(), t.bfloat16().float(), mask, ALL_TERMS)
+    from_bf16 = ckd_terms(s.bfloat16(), t.bfloat16(), mask, ALL_TERMS)
+    for name in ALL_TERMS:
+        assert from_bf16[name].dtype == torch.float32
+        torch.testing.assert_close(from_bf16[name], exact[name], rtol=1e-6, atol=0)

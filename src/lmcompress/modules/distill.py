@@ -119,8 +119,9 @@ class DistillModule(TaskModule):
         if ckd_names:
             s_h = torch.stack([student.hidden_states[i] for i in self.student_idx], dim=1)
             t_h = torch.stack([teacher.hidden_states[i] for i in self.teacher_idx], dim=1)
-            terms.update(ckd_losses.ckd_terms(s_h.float(), t_h.float(), batch["attention_mask"],
-                                              ckd_names, **self.ckd_options))
+            # ckd_terms runs in fp32 outside autocast whatever the trainer's precision
+            terms.update(ckd_losses.ckd_terms(s_h, t_h, batch["attention_mask"], ckd_names,
+                                              **self.ckd_options))
         return terms
 
     def kd_loss(self, s_logits: torch.Tensor, t_logits: torch.Tensor,
