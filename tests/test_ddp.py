@@ -14,7 +14,9 @@ from conftest import TINY, run_cli
 def test_ddp_sim_global_batch_arithmetic(tmp_path):
     n_train, batch, world, epochs = 70, 16, 2, 2
     run_dir = tmp_path / "ddp"
+    # odd dev/test sizes: the two ranks get uneven evaluation shards (33 = 17 + 16, 31 = 16 + 15)
     proc = run_cli("-cn", "teacher", *TINY, "hardware=ddp_sim", f"task.source.n_train={n_train}",
+                   "task.source.n_validation=33", "task.source.n_test=31",
                    f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
                    f"hydra.run.dir={run_dir}", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -23,4 +25,7 @@ def test_ddp_sim_global_batch_arithmetic(tmp_path):
     steps_per_epoch = math.ceil(math.ceil(n_train / world) / (batch // world))
     assert metrics["world_size"] == world
     assert metrics["global_step"] == epochs * steps_per_epoch == 10
-    assert metrics["data_sizes"]["train"] == n_train
+    assert metrics["data_sizes"] == {"train": n_train, "validation": 33, "test": 31}
+    # every example evaluated once: accuracy is a multiple of 1/33 and 1/31
+    assert round(metrics["val"]["val/accuracy"] * 33, 4).is_integer()
+    assert round(metrics["test"]["test/accuracy"] * 31, 4).is_integer()

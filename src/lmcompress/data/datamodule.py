@@ -20,7 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lmcompress.data.sources import Example, Source
 from lmcompress.models.hf import load_tokenizer
@@ -39,6 +39,24 @@ def _public_args(obj: Any) -> dict[str, str]:
         and (isinstance(v, simple) or (isinstance(v, list | tuple) and all(
             isinstance(x, simple) for x in v)))
     }
+
+
+class EvalDistributedSampler(DistributedSampler):
+    """Rank r of W reads examples r, r + W, r + 2W, ... once each: no padding, no repeats.
+
+    Lightning's default ``DistributedSampler`` pads every rank to ``ceil(N / W)`` examples by
+    repeating some, so DDP dev/test metrics would count ``W·ceil(N / W) - N`` examples twice.
+    Metric states are summed across ranks, so uneven shards give the exact single-process value.
+    Lightning keeps a ``DistributedSampler`` it finds in place instead of wrapping it again.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self):
+        return iter(range(self.rank, self.total_size, self.num_replicas))
 
 
 class TokenizedDataset(Dataset):
@@ -175,10 +193,15 @@ class TextDataModule(pl.LightningDataModule):
     # -- internals ------------------------------------------------------------------------------
     def _loader(self, split: str, batch_size: int, shuffle: bool = False) -> DataLoader:
         pad_id = self.tokenizer.pad_token_id or 0
+        dataset, sampler = self.datasets[split], None
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if not shuffle and world > 1:  # evaluation: every example exactly once across ranks
+            sampler = EvalDistributedSampler(dataset, world, self.trainer.global_rank)
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=functools.partial(pad_collate, pad_token_id=pad_id),
             persistent_workers=self.num_workers > 0,
