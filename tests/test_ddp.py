@@ -29,3 +29,19 @@ def test_ddp_sim_global_batch_arithmetic(tmp_path):
     # every example evaluated once: accuracy is a multiple of 1/33 and 1/31
     assert round(metrics["val"]["val/accuracy"] * 33, 4).is_integer()
     assert round(metrics["test"]["test/accuracy"] * 31, 4).is_integer()
+
+
+@pytest.mark.slow
+def test_ddp_sim_distill_with_ckd(tmp_path):
+    """The frozen teacher lives inside the DDP-wrapped module; CKD terms run on each rank."""
+    run_dir = tmp_path / "ddp_distill"
+    student = [o for o in TINY if not o.startswith("model=")]
+    proc = run_cli("-cn", "distill", *student, "teacher=tiny", "student=tiny", "loss=kd_ckd",
+                   "hardware=ddp_sim", "task.source.n_train=70", "trainer.max_epochs=2",
+                   f"hydra.run.dir={run_dir}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["stage"] == "distill" and metrics["world_size"] == 2
+    assert metrics["global_step"] == 2 * math.ceil(35 / 8) == 10  # batch 16 = 8 per process
+    logged = (run_dir / "csv" / "metrics.csv").read_text()
+    assert all(f"train/loss_{t}" in logged for t in ("kd", "wr_triple", "ltr_triple"))
