@@ -15,9 +15,9 @@ import argparse
 import torch
 from hydra import compose, initialize_config_dir
 
+from lmcompress.data.glue import GlueSource
 from lmcompress.data.paths import shared_data_dir
-from lmcompress.data.sources import GlueSource
-from lmcompress.models.hf import load_tokenizer
+from lmcompress.models.hub import load_tokenizer
 from lmcompress.utils.instantiate import instantiate_plain
 from lmcompress.utils.paths import conf_dir, register_resolvers
 
@@ -43,15 +43,12 @@ def grad_norms(overrides: list[str], seed: int, batch_size: int) -> dict[str, fl
     enc = tok([e.text for e in examples], padding=True, truncation=True,
               max_length=cfg.data.max_length, return_tensors="pt")
     batch = {**enc, "labels": torch.tensor([e.label for e in examples])}
-    with torch.no_grad():
-        teacher = module.teacher(**enc, output_hidden_states=True)
-    student = module(batch, output_hidden_states=True)
-    terms = module.loss_terms(batch, student, teacher)
+    _, terms = module.objective(module.term_inputs(batch))
     params = [p for p in module.model.parameters() if p.requires_grad]
     out = {}
     for name, value in terms.items():
-        grads = torch.autograd.grad(module.weights[name] * value, params, retain_graph=True,
-                                    allow_unused=True)
+        grads = torch.autograd.grad(module.objective.weights[name] * value, params,
+                                    retain_graph=True, allow_unused=True)
         out[name] = torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)).item()
     return out
 

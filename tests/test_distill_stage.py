@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizer
 
 from lmcompress.run import run_stage
+from lmcompress.utils.checkpoints import CheckpointError
 from lmcompress.utils.instantiate import instantiate_plain
 
 TINY_DISTILL = ["teacher=tiny", "student=tiny", "loss=kd_ckd"]
@@ -37,19 +38,16 @@ def test_distill_student_of_other_width_and_depth_no_projection(make_cfg):
 def test_distill_all_terms_finite_gradients(make_cfg):
     cfg = make_cfg("distill", *TINY_DISTILL)
     module = instantiate_plain(cfg.module)
-    assert module.teacher_idx == [0, 1, 2] and module.student_idx == [0, 1, 2]
+    assert module.layer_map.teacher == [0, 1, 2] and module.layer_map.student == [0, 1, 2]
     batch = {"input_ids": torch.tensor([[101, 2204, 3185, 102, 0], [101, 2919, 102, 0, 0]]),
              "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]),
              "labels": torch.tensor([1, 0])}
     module.train()
     assert not module.teacher.training  # the teacher stays in eval mode
-    student = module(batch, output_hidden_states=True)
-    with torch.no_grad():
-        teacher = module.teacher(input_ids=batch["input_ids"],
-                                 attention_mask=batch["attention_mask"], output_hidden_states=True)
-    terms = module.loss_terms(batch, student, teacher)
+    total, terms = module.objective(module.term_inputs(batch))
     assert set(terms) == {"task", "kd", "wr_pair", "wr_triple", "ltr_pair", "ltr_triple"}
-    total = sum(module.weights[k] * v for k, v in terms.items())
+    torch.testing.assert_close(total, sum(module.objective.weights[k] * v
+                                          for k, v in terms.items()))
     total.backward()
     grads = [p.grad for p in module.model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
@@ -124,6 +122,6 @@ def test_resume_refuses_another_stages_checkpoint(make_cfg, tmp_path):
     run_stage(make_cfg("teacher", "trainer.max_steps=2", "test=false", "export=false",
                        run_dir=run_dir))
     cfg = make_cfg("distill", *TINY_DISTILL, run_dir=run_dir)
-    with pytest.raises(ValueError, match="written by FinetuneModule on task 'tiny'"):
+    with pytest.raises(CheckpointError, match="written by FinetuneModule on task 'tiny'"):
         run_stage(cfg)
     assert not (run_dir / "metrics.json").read_text().count('"distill"')

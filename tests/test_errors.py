@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import TINY, run_cli
-from lmcompress.models.hf import ModelResolutionError, resolve_model_path
+from lmcompress.models.hub import ModelResolutionError, resolve_model_path
 
 
 def _fails(tmp_path, *overrides: str, expect: list[str], env: dict | None = None) -> str:

@@ -1,36 +1,140 @@
-"""TextDataModule: a cache that follows the data; DDP evaluation that counts each example once."""
+"""TextDataModule: cache that follows the data, collation, label alignment, labels per split,
+extra streams, DDP evaluation that counts each example once."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 from torch.utils.data import DistributedSampler
 
-from lmcompress.data.datamodule import TextDataModule
-from lmcompress.data.sources import LocalFileSource, SyntheticSource
+from lmcompress.data.base import DataSourceError, Example, Source
+from lmcompress.data.datamodule import TextDataModule, check_task_matches_source
+from lmcompress.data.features import align_word_labels
+from lmcompress.data.local import LocalFileSource
+from lmcompress.data.synthetic import SyntheticSource
+from lmcompress.specs import TaskSpec
+
+TOKENIZER = "embedded:minilm-l6"
 
 
-def _module(path, cache_dir) -> TextDataModule:
+def _module(path, cache_dir, **kwargs) -> TextDataModule:
     source = LocalFileSource(train=str(path), validation=str(path), label_names=["neg", "pos"])
-    return TextDataModule(source, tokenizer="embedded:minilm-l6", cache_dir=str(cache_dir),
-                          test_split=None)
+    return TextDataModule(source, tokenizer=TOKENIZER, cache_dir=str(cache_dir), test_split=None,
+                          **kwargs)
 
 
 def _labels(path, cache_dir) -> list[int]:
     dm = _module(path, cache_dir)
     dm.validate()
     dm.setup("fit")
-    return [f["labels"] for f in dm.datasets["train"].features]
+    return list(dm.features("train")["labels"])
 
 
 def test_cache_is_reused_and_invalidated_by_an_edited_file(tmp_path):
     data, cache = tmp_path / "train.csv", tmp_path / "cache"
     data.write_text("text,label\ngood movie,pos\nbad movie,neg\n")
     assert _labels(data, cache) == [1, 0]
-    first = sorted(cache.iterdir())
+    first = sorted(p.name for p in cache.glob("*.arrow"))
     assert len(first) == 2  # train and validation
-    assert _labels(data, cache) == [1, 0] and sorted(cache.iterdir()) == first  # reused
+    assert _labels(data, cache) == [1, 0]
+    assert sorted(p.name for p in cache.glob("*.arrow")) == first  # reused, nothing new
     data.write_text("text,label\ngood movie,neg\nbad movie,neg\n")  # same path, new labels
     assert _labels(data, cache) == [0, 0]
+
+
+def test_dynamic_padding_collates_to_the_longest_and_masks_padding(tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\nshort,pos\na much longer sentence than the first,neg\n")
+    dm = _module(data, tmp_path / "cache", batch_size=2)
+    dm.validate()
+    batch = next(iter(dm.eval_dataloader("validation")))
+    lengths = batch["attention_mask"].sum(1).tolist()
+    assert batch["input_ids"].shape[1] == max(lengths) and lengths[0] < lengths[1]
+    pad = dm.tokenizer.pad_token_id
+    assert (batch["input_ids"][0, lengths[0]:] == pad).all()
+    assert (batch["attention_mask"][0, lengths[0]:] == 0).all()
+    assert batch["labels"].tolist() == [1, 0] and batch["index"].tolist() == [0, 1]
+    fixed = _module(data, tmp_path / "cache", batch_size=2, max_length=24,
+                    pad_to_max_length=True)
+    fixed.validate()
+    assert next(iter(fixed.eval_dataloader("validation")))["input_ids"].shape == (2, 24)
+
+
+def test_first_sub_token_label_alignment():
+    # word 0 -> one piece, word 1 -> three pieces, word 2 -> one piece; None = special tokens
+    word_ids = [None, 0, 1, 1, 1, 2, None]
+    assert align_word_labels(word_ids, [5, 7, 9]) == [-100, 5, 7, -100, -100, 9, -100]
+
+
+class _Words(Source):
+    kind, label_names = "token_classification", ["A", "B", "C"]
+
+    def _load(self, split):
+        return [Example(["unbelievably", "good", "x"], None, [0, 1, 2], f"{split} 1")]
+
+
+def test_tagging_labels_sit_on_first_sub_tokens_in_batches():
+    dm = TextDataModule(_Words(), tokenizer=TOKENIZER, test_split=None, cache_dir=None)
+    dm.validate()
+    batch = next(iter(dm.eval_dataloader("validation")))
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    words = dm.tokenizer.convert_ids_to_tokens(ids)
+    labelled = [(w, y) for w, y in zip(words, labels, strict=True) if y != -100]
+    assert [y for _, y in labelled] == [0, 1, 2]
+    assert not labelled[0][0].startswith("##") and len(words) > 5  # 'unbelievably' splits
+
+
+class _Gappy(Source):
+    """validation has a placeholder label on line 3; test is label-less or mixed."""
+
+    def __init__(self, test: str):
+        self.label_names, self.test = ["neg", "pos"], test
+
+    def _load(self, split):
+        rows = [Example("good", None, 1, f"{split}.tsv, line 2"),
+                Example("bad", None, None if split == "validation" else 0, f"{split}.tsv, line 3")]
+        if split == "test":
+            rows = [Example(e.text, None, None if self.test == "none" or i else e.label, e.where)
+                    for i, e in enumerate(rows)]
+        return rows
+
+
+def test_labels_required_on_dev_and_a_label_less_test_split_is_prediction_only():
+    with pytest.raises(DataSourceError, match=r"validation.tsv, line 3: no label"):
+        TextDataModule(_Gappy("none"), tokenizer=TOKENIZER, cache_dir=None).validate()
+    dm = TextDataModule(_Gappy("none"), tokenizer=TOKENIZER, cache_dir=None, val_split="train")
+    dm.validate()
+    assert dm.test_labeled is False and "labels" not in dm.features("test").column_names
+    with pytest.raises(DataSourceError, match=r"test.tsv, line 3: no label, but 1 other"):
+        TextDataModule(_Gappy("mixed"), tokenizer=TOKENIZER, cache_dir=None,
+                       val_split="train").validate()
+
+
+def test_unlabelled_stream_never_carries_labels_and_is_refused_to_a_labelled_loss():
+    source = SyntheticSource(seed=0, n_train=8, n_validation=4, n_test=4)
+    dm = TextDataModule(source, tokenizer=TOKENIZER, cache_dir=None,
+                        streams={"target": {"split": "test", "labels": False},
+                                 "target_scored": {"split": "test", "labels": True}})
+    sizes = dm.validate()
+    assert sizes["target"] == 4
+    assert "labels" not in next(iter(dm.eval_dataloader("target")))
+    assert "labels" in next(iter(dm.eval_dataloader("target_scored")))
+    with pytest.raises(ValueError, match="stream 'target' has no labels.*loss term 'task'"):
+        dm.require_labels("target", by="loss term 'task'")
+    dm.require_labels("target_scored", by="loss term 'task'")
+
+
+def test_task_config_must_agree_with_its_source():
+    source = SyntheticSource(seed=0)
+    task = dict(name="t", kind="classification", metrics=["accuracy"], main_metric="accuracy")
+    with pytest.raises(ValueError, match="task.num_labels=3 but the data source has 2 labels"):
+        check_task_matches_source(TaskSpec(**task, num_labels=3), source)
+    with pytest.raises(ValueError, match="task.label_names=.*differ"):
+        check_task_matches_source(TaskSpec(**task, num_labels=2, label_names=["pos", "neg"]),
+                                  source)
+    with pytest.raises(ValueError, match="task.kind='regression'"):
+        check_task_matches_source(TaskSpec(**{**task, "kind": "regression"}, num_labels=1),
+                                  source)
 
 
 class _Rank:
@@ -45,15 +149,27 @@ def test_ddp_evaluation_sees_every_example_exactly_once(world):
     source = SyntheticSource(seed=0, n_train=40, n_validation=33, n_test=31)
     seen = {"validation": [], "test": []}
     for rank in range(world):
-        dm = TextDataModule(source, tokenizer="embedded:minilm-l6", batch_size=6,
-                            eval_batch_size=6, cache_dir=None)
+        dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=6, eval_batch_size=6,
+                            cache_dir=None)
         dm.trainer = _Rank(world, rank)
         dm.setup()
         for split, loader in (("validation", dm.val_dataloader()), ("test", dm.test_dataloader())):
             assert isinstance(loader.sampler, DistributedSampler)  # Lightning keeps it as is
             seen[split] += [i for batch in loader for i in batch["index"].tolist()]
-        # training is left to Lightning's padded, shuffled DistributedSampler (the documented
-        # global-batch arithmetic): no distributed sampler of ours there
-        assert not isinstance(dm.train_dataloader().sampler, DistributedSampler)
     assert sorted(seen["validation"]) == list(range(33))
     assert sorted(seen["test"]) == list(range(31))
+
+
+def test_training_loader_is_stateful_for_exact_resume():
+    source = SyntheticSource(seed=0, n_train=40, n_validation=4, n_test=4)
+    dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    loader = dm.train_dataloader()
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()
+    rest = [b["index"].tolist() for b in it]
+    again = dm.train_dataloader()
+    again.load_state_dict(state)
+    assert [b["index"].tolist() for b in again] == rest

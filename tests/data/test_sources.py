@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from lmcompress.data.amazon import AmazonSource
+from lmcompress.data.conllu import ConlluSource
+from lmcompress.data.glue import GlueSource
 from lmcompress.data.readers import DataSourceError
-from lmcompress.data.sources import AmazonSource, ConlluSource, GlueSource
 from lmcompress.data.synthetic import SyntheticSource
 
 
@@ -63,7 +65,8 @@ GLUE_COUNTS = [
     ("sst2", "sentence_level", {"train": 6920, "validation": 872, "test": 1821}),
     ("mrpc", "default", {"train": 3668, "validation": 408}),
     ("rte", "default", {"train": 2490, "validation": 277}),
-    ("cola", "default", {"train": 8551, "validation": 527}),
+    ("cola", "default", {"train": 8551, "validation": 1043, "validation_in_domain": 527,
+                         "validation_out_of_domain": 516}),
     ("stsb", "default", {"train": 5749, "validation": 1500}),
 ]
 

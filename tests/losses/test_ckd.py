@@ -14,10 +14,10 @@ from lmcompress.losses.ckd import (
     ckd_terms,
     ltr_pair_loss,
     ltr_triple_loss,
-    match_layers,
     wr_pair_loss,
     wr_triple_loss,
 )
+from lmcompress.models.layers import match_layers
 
 # --- naive references: explicit loops / materialised difference vectors, float64 ---------------
 
@@ -208,13 +208,17 @@ def test_row_normalisation_is_mean_of_row_means():
 
 
 def test_match_layers_emb_skip():
-    assert match_layers(12, 6) == ([0, 2, 4, 6, 8, 10, 12], [0, 1, 2, 3, 4, 5, 6])
-    assert match_layers(12, 4) == ([0, 3, 6, 9, 12], [0, 1, 2, 3, 4])
-    assert match_layers(12, 3) == ([0, 4, 8, 12], [0, 1, 2, 3])
-    assert match_layers(12, 8) == ([0, 3, 6, 9, 12], [0, 2, 4, 6, 8])
-    assert match_layers(6, 3) == ([0, 2, 4, 6], [0, 1, 2, 3])
-    assert match_layers(6, 2) == ([0, 3, 6], [0, 1, 2])
-    assert match_layers(12, 5) == ([0, 12], [0, 5])  # co-prime: K = 2
+    def match_layers_pairs(t, s):
+        m = match_layers(t, s)
+        return m.teacher, m.student
+
+    assert match_layers_pairs(12, 6) == ([0, 2, 4, 6, 8, 10, 12], [0, 1, 2, 3, 4, 5, 6])
+    assert match_layers_pairs(12, 4) == ([0, 3, 6, 9, 12], [0, 1, 2, 3, 4])
+    assert match_layers_pairs(12, 3) == ([0, 4, 8, 12], [0, 1, 2, 3])
+    assert match_layers_pairs(12, 8) == ([0, 3, 6, 9, 12], [0, 2, 4, 6, 8])
+    assert match_layers_pairs(6, 3) == ([0, 2, 4, 6], [0, 1, 2, 3])
+    assert match_layers_pairs(6, 2) == ([0, 3, 6], [0, 1, 2])
+    assert match_layers_pairs(12, 5) == ([0, 12], [0, 5])  # co-prime: K = 2
 
 
 def test_bad_arguments():

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from lmcompress.models.surgery import drop_layers, keep_layers, select_layers
+from lmcompress.models.layers import select_layers
+from lmcompress.models.surgery import drop_layers, keep_layers
 
 
 def _bert(layers: int = 4) -> BertForSequenceClassification:
@@ -61,10 +62,12 @@ def test_keep_all_layers_is_identity_and_save_roundtrip(tmp_path):
 
 def test_student_from_frozen_teacher_layers_is_trainable():
     from lmcompress.models.student import build_student
+    from lmcompress.specs import StudentSpec, TaskSpec
 
     teacher = _bert(4).requires_grad_(False).eval()
-    student = build_student({"init": "teacher_layers", "num_layers": 2}, {"kind": "classification"},
-                            teacher)
+    task = TaskSpec(name="t", kind="classification", num_labels=2, metrics=["accuracy"],
+                    main_metric="accuracy")
+    student = build_student(StudentSpec(init="teacher_layers", num_layers=2), task, teacher)
     assert student.training and all(p.requires_grad for p in student.parameters())
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
     logits = student(input_ids=torch.tensor([[1, 2, 3]])).logits

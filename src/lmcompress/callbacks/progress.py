@@ -39,8 +39,9 @@ class PlainProgress(pl.Callback):
         self._t0, self._last_step = time.perf_counter(), step
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not trainer.training:
+        # during fit's validation trainer.training is False: ask which entry point runs
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
             return
-        vals = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()
-                if k.startswith("val/")}
-        log.info("epoch %d step %d validation %s", trainer.current_epoch, trainer.global_step, vals)
+        vals = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
+                        if k.startswith("val/") and k.count("/") == 1)
+        log.info("epoch %d step %d dev: %s", trainer.current_epoch, trainer.global_step, vals)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import random
 
+from lmcompress.data.base import DataSourceError, Example, Source
+
 DOMAINS: dict[str, dict[str, list[str]]] = {
     "restaurant": {
         "nouns": ["pasta", "service", "dessert", "waiter", "soup", "menu", "steak", "coffee"],
@@ -69,7 +71,7 @@ def generate(rng: random.Random, domain: str) -> tuple[str, int]:
     return " ".join(p for p in (opener, first, tail) if p) + " .", label
 
 
-class SyntheticSource:
+class SyntheticSource(Source):
     """Seeded generated sentiment task (see module docstring); splits never share a sentence.
 
     Args:
@@ -84,8 +86,6 @@ class SyntheticSource:
 
     def __init__(self, seed: int = 0, n_train: int = 2000, n_validation: int = 400,
                  n_test: int = 400, noise: float = 0.05, domains: list[str] | None = None):
-        from lmcompress.data.readers import DataSourceError
-
         unknown = sorted(set(domains or []) - set(DOMAINS))
         if unknown:
             raise DataSourceError(f"task.source.domains: unknown {unknown}; have {list(DOMAINS)}")
@@ -94,15 +94,9 @@ class SyntheticSource:
         self.seed, self.noise = seed, noise
         self.n_train, self.n_validation, self.n_test = n_train, n_validation, n_test
         self.domains = list(domains) if domains else list(DOMAINS)
-        self._cache: dict[str, list] | None = None
+        self._cache: dict[str, list[Example]] | None = None
 
-    def splits(self) -> list[str]:
-        """train, validation, test."""
-        return ["train", "validation", "test"]
-
-    def _generate(self) -> dict[str, list]:
-        from lmcompress.data.sources import Example
-
+    def _generate(self) -> dict[str, list[Example]]:
         rng = random.Random(self.seed)
         sizes = {"train": self.n_train, "validation": self.n_validation, "test": self.n_test}
         seen: set[str] = set()
@@ -118,18 +112,13 @@ class SyntheticSource:
             part = rows[start:start + size]
             start += size
             out[split] = [
-                Example(t, None, y ^ int(split == "train" and noise_rng.random() < self.noise))
-                for t, y in part
+                Example(t, None, y ^ int(split == "train" and noise_rng.random() < self.noise),
+                        f"generated {split} #{i}")
+                for i, (t, y) in enumerate(part)
             ]
         return out
 
-    def load(self, split: str) -> list:
-        """Examples of ``split``."""
-        from lmcompress.data.readers import DataSourceError
-
-        if split not in self.splits():
-            raise DataSourceError(f"SyntheticSource: unknown split '{split}'; "
-                                  f"available: {self.splits()}")
+    def _load(self, split: str) -> list[Example]:
         if self._cache is None:
             self._cache = self._generate()
         return self._cache[split]

@@ -1,0 +1,16 @@
+"""Loss terms (pure torch) and the objective registry; importing this registers the built-ins.
+
+Built-in terms: ``task`` and ``kd`` (``kd.py``), ``hidden_mse`` (``hidden.py``), and CKD's
+``wr_pair``, ``wr_triple``, ``ltr_pair``, ``ltr_triple`` (``ckd/``). See ``registry.py``.
+"""
+
+from lmcompress.losses import ckd, hidden, kd  # noqa: F401  (registration)
+from lmcompress.losses.registry import (
+    REGISTRY,
+    Objective,
+    TermInputs,
+    register_family,
+    register_term,
+)
+
+__all__ = ["REGISTRY", "Objective", "TermInputs", "register_family", "register_term"]

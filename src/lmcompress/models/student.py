@@ -9,68 +9,117 @@ share the teacher's tokenizer, because relation losses compare the same token po
 from __future__ import annotations
 
 import logging
-import math
-import warnings
-from typing import Any
+import pickle
+import zipfile
+from pathlib import Path
 
-from transformers import PreTrainedModel
+import torch
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from lmcompress.losses.ckd import match_layers
-from lmcompress.models.hf import build_model, load_tokenizer, resolve_model_path
-from lmcompress.models.surgery import encoder_layers, keep_layers, select_layers
+from lmcompress.models.hub import (
+    build_model,
+    load_tokenizer,
+    resolve_model_path,
+    trained_labels,
+    weights_digest,
+)
+from lmcompress.models.layers import select_layers
+from lmcompress.models.surgery import encoder_layers, keep_layers
+from lmcompress.specs import ModelSpec, StudentSpec, TaskSpec, TeacherSpec, parse
 
 log = logging.getLogger(__name__)
-STUDENT_INITS = ("teacher_layers", "pretrained", "config")
 
 
-def build_teacher(spec: dict[str, Any], task: dict[str, Any]) -> PreTrainedModel:
-    """The fine-tuned teacher: a ``save_pretrained`` export/id, or a teacher-stage checkpoint."""
-    ckpt = spec.get("checkpoint")
-    if ckpt:
-        from lmcompress.modules.finetune import FinetuneModule  # lazy: models/ stays Lightning-free
+def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
+    """The fine-tuned teacher, from an export/id or a teacher-stage checkpoint, checked for task.
 
-        module = FinetuneModule.load_from_checkpoint(ckpt, map_location="cpu")
-        return module.model
-    return build_model(spec.get("name_or_path"), task["kind"], task["num_labels"],
-                       config_overrides=spec.get("config"),
-                       pretrained=spec.get("pretrained", True),
-                       label_names=task.get("label_names"))
-
-
-def build_student(spec: dict[str, Any], task: dict[str, Any],
-                  teacher: PreTrainedModel) -> PreTrainedModel:
-    """A student per ``spec['init']`` (see module docstring); checks the tokenizer is shared."""
-    init = spec.get("init", "teacher_layers")
-    if init not in STUDENT_INITS:
-        raise ValueError(f"student init '{init}' is not one of {STUDENT_INITS}")
-    if init == "teacher_layers":
-        num = len(encoder_layers(teacher))
-        keep = spec.get("layers") or spec.get("num_layers")
-        if keep is None:
-            raise ValueError("model.num_layers (or model.layers) is required for teacher_layers")
-        idx = select_layers(num, keep if isinstance(keep, int) else list(keep),
-                            spec.get("strategy", "skip"))
-        log.info("student = teacher layers %s (0-based) of %d", idx, num)
-        # the copy must train even though the frozen teacher it comes from does not
-        return keep_layers(teacher, idx).requires_grad_(True).train()
-    if init == "pretrained":
-        ref = spec.get("name_or_path")
-        if not ref:
-            raise ValueError("model.name_or_path is required for init=pretrained")
-        check_same_tokenizer(ref, spec.get("teacher_tokenizer"), teacher)
-        student = build_model(ref, task["kind"], task["num_labels"], pretrained=True,
-                              label_names=task.get("label_names"))
+    Raises:
+        ValueError: the teacher was fine-tuned for another label set or task kind (its config
+            records what it was trained on).
+    """
+    if spec.checkpoint:
+        teacher, trained_for = _from_checkpoint(Path(spec.checkpoint))
     else:
-        overrides = dict(spec.get("config") or {})
-        overrides.setdefault("vocab_size", teacher.config.vocab_size)
-        student = build_model(None, task["kind"], task["num_labels"], overrides,
-                              pretrained=False, label_names=task.get("label_names"))
+        # what the export says it was trained on, read before the task's labels are applied
+        trained_for = (AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path))
+                       if spec.name_or_path and spec.pretrained else None)
+        teacher = build_model(spec, task, key="teacher")
+    if trained_for is not None:
+        _check_trained_for(trained_for, task, spec.checkpoint or spec.name_or_path)
+    return teacher
+
+
+def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PretrainedConfig]:
+    """Rebuild a teacher-stage model from its Lightning checkpoint (hyper-parameters + weights)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"teacher.checkpoint={path}: not a readable checkpoint ({err})") from err
+    hp = ckpt.get("hyper_parameters", {})
+    if "model" not in hp or "task" not in hp:
+        raise ValueError(f"teacher.checkpoint={path} was not written by the teacher stage "
+                         "(no model/task hyper-parameters)")
+    spec = parse(ModelSpec, {**hp["model"], "pretrained": False}, "teacher.checkpoint:model")
+    trained_task = parse(TaskSpec, hp["task"], "teacher.checkpoint:task")
+    model = build_model(spec, trained_task, key="teacher")
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
+    return model, model.config
+
+
+def _check_trained_for(cfg: PretrainedConfig, task: TaskSpec, ref: str | None) -> None:
+    trained = trained_labels(cfg)
+    trained_task = getattr(cfg, "finetuning_task", None)
+    if trained is None and not trained_task:
+        return  # no record of a fine-tuning task (e.g. a raw pretrained encoder): nothing to check
+    was = f" (fine-tuned on '{trained_task}')" if trained_task else ""
+    if task.kind == "regression" and cfg.num_labels != 1:
+        raise ValueError(f"teacher '{ref}'{was} has {cfg.num_labels} outputs, but task "
+                         f"'{task.name}' is a regression")
+    if task.label_names and trained is not None and trained != list(task.label_names):
+        raise ValueError(f"teacher '{ref}'{was} was trained with labels {trained}, but task "
+                         f"'{task.name}' has labels {list(task.label_names)}: use a teacher "
+                         "fine-tuned on this task")
+    if task.kind != "regression" and cfg.num_labels != task.num_labels:
+        raise ValueError(f"teacher '{ref}'{was} has {cfg.num_labels} outputs, but task "
+                         f"'{task.name}' has task.num_labels={task.num_labels}")
+
+
+def teacher_provenance(spec: TeacherSpec) -> dict[str, str | None]:
+    """What a distillation run was taught by: the resolved reference and a digest of its weights."""
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).resolve()
+        return {"checkpoint": str(path), "sha256": weights_digest(path)}
+    if spec.name_or_path is None:
+        return {"name_or_path": None, "sha256": None}
+    resolved = resolve_model_path(spec.name_or_path)
+    local = Path(resolved)
+    return {"name_or_path": str(local.resolve()) if local.is_dir() else resolved,
+            "sha256": weights_digest(local) if local.is_dir() else None}
+
+
+def build_student(spec: StudentSpec, task: TaskSpec, teacher: PreTrainedModel,
+                  teacher_tokenizer: str | None = None) -> PreTrainedModel:
+    """A student per ``spec.init`` (see the module docstring); checks the tokenizer is shared."""
+    if spec.init == "teacher_layers":
+        total = len(encoder_layers(teacher))
+        layers = select_layers(total, spec.layers or spec.num_layers, spec.strategy)
+        log.info("student = teacher layers %s (0-based) of %d", layers, total)
+        # the copy must train even though the frozen teacher it comes from does not
+        return keep_layers(teacher, layers).requires_grad_(True).train()
+    if spec.init == "pretrained":
+        check_same_tokenizer(spec.name_or_path, teacher_tokenizer, teacher)
+        student = build_model(ModelSpec(name_or_path=spec.name_or_path), task, key="student")
+    else:
+        config = {"vocab_size": teacher.config.vocab_size, **spec.config}
+        student = build_model(ModelSpec(pretrained=False, config=config), task, key="student")
     if student.config.vocab_size != teacher.config.vocab_size:
         raise ValueError(
             f"student vocab_size {student.config.vocab_size} != teacher vocab_size "
             f"{teacher.config.vocab_size}: teacher and student must share one tokenizer"
         )
-    return student
+    return student.train()
 
 
 def check_same_tokenizer(student_ref: str, teacher_ref: str | None,
@@ -82,8 +131,8 @@ def check_same_tokenizer(student_ref: str, teacher_ref: str | None,
     try:
         s_tok, t_tok = load_tokenizer(student_ref), load_tokenizer(teacher_ref)
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot load tokenizers to compare '{student_ref}' with "
-                         f"'{teacher_ref}': {err}") from err
+        raise ValueError(f"cannot load tokenizers to compare student.name_or_path={student_ref} "
+                         f"with teacher.tokenizer={teacher_ref}: {err}") from err
     probe = "Tokenizers MUST agree: Straße, naïve café."
     if s_tok.get_vocab() != t_tok.get_vocab() or s_tok(probe)["input_ids"] != t_tok(probe)[
             "input_ids"]:
@@ -91,37 +140,3 @@ def check_same_tokenizer(student_ref: str, teacher_ref: str | None,
             f"the student '{student_ref}' and the teacher '{resolve_model_path(teacher_ref)}' "
             "use different tokenizers; CKD compares token positions, so they must be identical"
         )
-
-
-def resolve_layer_map(teacher_layers: int, student_layers: int,
-                      layer_map: dict[str, list[int]] | None, uses_ltr: bool,
-                      allow_uninformative_ltr: bool = False) -> tuple[list[int], list[int]]:
-    """Hidden-state indices (0 = embeddings) matched between teacher and student.
-
-    Raises:
-        IndexError: an explicit map names a layer the model does not have.
-        ValueError: mismatched map lengths, or a co-prime depth pair with LTR terms on (K = 2,
-            LTR is then constant) unless ``allow_uninformative_ltr``.
-    """
-    if layer_map:
-        t_idx, s_idx = list(layer_map["teacher"]), list(layer_map["student"])
-        if len(t_idx) != len(s_idx) or not t_idx:
-            raise ValueError(f"layer_map: teacher {t_idx} and student {s_idx} differ in length")
-        for name, idx, top in (("teacher", t_idx, teacher_layers),
-                               ("student", s_idx, student_layers)):
-            bad = [i for i in idx if not 0 <= i <= top]
-            if bad:
-                raise IndexError(f"layer_map.{name}: index {bad[0]} out of range 0..{top} "
-                                 f"(0 = embeddings, {top} = last layer)")
-    else:
-        t_idx, s_idx = match_layers(teacher_layers, student_layers)
-    if uses_ltr and len(t_idx) <= 2:
-        msg = (f"student depth {student_layers} and teacher depth {teacher_layers} share no "
-               f"divisor (gcd={math.gcd(teacher_layers, student_layers)}): only {len(t_idx)} "
-               "layers match, so the LTR terms carry no information")
-        if not allow_uninformative_ltr:
-            raise ValueError(msg + "; pick a depth dividing the teacher's, give layer_map, or "
-                             "set allow_uninformative_ltr=true")
-        warnings.warn(msg, stacklevel=2)
-    return t_idx, s_idx
-

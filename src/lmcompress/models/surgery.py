@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel
 
+from lmcompress.models.layers import select_layers
+
 
 def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     """The ``ModuleList`` of Transformer layers of ``model``."""
@@ -24,34 +26,10 @@ def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
     return layers
 
 
-def select_layers(num_layers: int, keep: int | Sequence[int], strategy: str = "skip") -> list[int]:
-    """0-based indices of the teacher layers a ``keep``-layer student starts from.
-
-    ``strategy="first"`` takes layers 0..k-1 (PKD "first" init); ``"skip"`` takes every
-    (L/k)-th layer ending at the last one (12 -> 4: 2, 5, 8, 11). A list is validated and returned.
-    """
-    if not isinstance(keep, int):
-        idx = [int(i) for i in keep]
-        bad = [i for i in idx if not 0 <= i < num_layers]
-        if bad or not idx:
-            raise IndexError(f"layer indices {bad or idx} out of range for {num_layers} layers")
-        if len(set(idx)) != len(idx):
-            raise ValueError(f"duplicate layer indices in {idx}")
-        return idx
-    if not 1 <= keep <= num_layers:
-        raise ValueError(f"cannot keep {keep} of {num_layers} layers")
-    if strategy == "first":
-        return list(range(keep))
-    if strategy == "skip":
-        step = num_layers / keep
-        return [round(step * (i + 1)) - 1 for i in range(keep)]
-    raise ValueError(f"unknown layer selection strategy '{strategy}' (first | skip)")
-
-
 def keep_layers(model: PreTrainedModel, indices: Sequence[int]) -> PreTrainedModel:
     """A deep copy of ``model`` holding only the Transformer layers ``indices`` (in that order)."""
     layers = encoder_layers(model)
-    idx = select_layers(len(layers), list(indices))
+    idx = select_layers(len(layers), list(indices), key="keep_layers")
     new = copy.deepcopy(model)
     new_layers = encoder_layers(new)
     kept = torch.nn.ModuleList([new_layers[i] for i in idx])
@@ -68,7 +46,7 @@ def keep_layers(model: PreTrainedModel, indices: Sequence[int]) -> PreTrainedMod
 def drop_layers(model: PreTrainedModel, indices: Sequence[int]) -> PreTrainedModel:
     """A deep copy of ``model`` without the Transformer layers ``indices``."""
     total = len(encoder_layers(model))
-    drop = set(select_layers(total, list(indices)))
+    drop = set(select_layers(total, list(indices), key="drop_layers"))
     if len(drop) == total:
-        raise ValueError(f"cannot drop all {total} layers")
+        raise ValueError(f"drop_layers: cannot drop all {total} layers")
     return keep_layers(model, [i for i in range(total) if i not in drop])

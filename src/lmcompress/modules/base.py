@@ -1,139 +1,241 @@
-"""Shared LightningModule machinery: task model, metrics, evaluation and the optimizer schedule.
+"""Shared LightningModule machinery for every stage.
 
-Stage modules (``FinetuneModule``, ``DistillModule``) subclass :class:`TaskModule` and define
-only ``training_step`` (and whatever extra models they hold).
+Objective-driven training, evaluation of every sub-model, the optimizer schedule, and checks
+that stop a run that would otherwise succeed silently.
+
+A stage module (``FinetuneModule``, ``DistillModule``, ``DynaBertModule``) builds its models and
+``self.objective`` in ``__init__``, top to bottom. Sub-models: ``subnets()`` names what is
+evaluated (``[""]`` = the model itself) and ``export_models()`` what is saved; a stage with
+several sub-networks logs ``val/<metric>/<name>`` for each and ``val/<metric>`` as their
+aggregate, which selects checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from lmcompress.losses.kd import hard_ce, hard_mse
-from lmcompress.models.hf import build_model, model_stats
-from lmcompress.modules.metrics import build_metrics, predictions
+from lmcompress.losses import Objective, TermInputs
+from lmcompress.metrics import TaskMetrics, predictions
+from lmcompress.models.hub import model_stats
+from lmcompress.specs import OptimSpec, TaskSpec, parse
+from lmcompress.utils import rng
+
+log = logging.getLogger(__name__)
+AGGREGATES = ("mean", "min", "sum")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss went nan/inf: training stops at that step and nothing is exported."""
 
 
 class TaskModule(pl.LightningModule):
-    """A task model with metrics, AdamW and linear warmup/decay.
+    """A task model trained by an objective, with metrics, AdamW and linear warmup/decay.
 
     Args:
-        model: ``{name_or_path, pretrained, config}``: the model reference, whether to load its
-            weights, and config overrides (depth, width, heads) for a random-init model.
-        task: ``{kind, num_labels, label_names, metrics, main_metric}`` from the task config.
-        optim: ``{lr, weight_decay, warmup_ratio, eps, betas}``.
+        task: the task config (``TaskSpec``).
+        optim: optimizer settings (``OptimSpec``).
+        aggregate: how several sub-networks' dev metrics combine into the selection metric.
     """
 
-    def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any]):
+    frozen_prefixes: tuple[str, ...] = ()
+    """State-dict prefixes never saved in checkpoints (frozen models rebuilt from their spec)."""
+
+    def __init__(self, task: dict[str, Any], optim: dict[str, Any], aggregate: str = "mean"):
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.kind = task["kind"]
-        self.main_metric = task["main_metric"]
-        if self.main_metric not in task["metrics"]:
-            raise ValueError(
-                f"task.main_metric='{self.main_metric}' is not in task.metrics={task['metrics']}"
-            )
-        # from_pretrained returns eval-mode modules; Lightning keeps each submodule's mode, so
-        # switch to train mode here or dropout would stay off for the whole run
-        self.model = self.build_task_model(model, task).train()
-        metrics = build_metrics(self.kind, list(task["metrics"]), task["num_labels"])
-        self.val_metrics = metrics.clone(prefix="val/")
-        self.test_metrics = metrics.clone(prefix="test/")
-        self.best_score = float("-inf")  # best dev main metric so far (kept in checkpoints)
+        self.task = parse(TaskSpec, task, "task")
+        self.optim_spec = parse(OptimSpec, optim, "module.optim")
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"module.aggregate={aggregate!r}: choose from {AGGREGATES}")
+        self.aggregate = aggregate
+        self.kind = self.task.kind
+        self.best_score = float("-inf")  # best dev selection metric so far (kept in checkpoints)
+        self.test_prefix = "test"  # run.py renames it to score report splits
+        self.run_identity: dict[str, Any] = {}  # set by run.py: the config that shapes results
+        self.strict_loading = not self.frozen_prefixes  # check_state_keys is strict otherwise
+        self.objective: Objective  # set by each stage's __init__
+        self.model: torch.nn.Module
 
-    def build_task_model(self, spec: dict[str, Any], task: dict[str, Any]) -> torch.nn.Module:
-        """The HF model for ``task`` described by ``spec`` (see ``models.hf.build_model``)."""
-        return build_model(
-            spec.get("name_or_path"),
-            task["kind"],
-            task["num_labels"],
-            config_overrides=spec.get("config"),
-            pretrained=spec.get("pretrained", True),
-            label_names=task.get("label_names"),
-        )
+    # -- sub-models -----------------------------------------------------------------------------
+    def subnets(self) -> list[str]:
+        """Names of the evaluated sub-models; ``""`` is the model itself."""
+        return [""]
 
-    def export_model(self) -> torch.nn.Module:
-        """The model saved by ``save_pretrained`` at the end of the stage."""
-        return self.model
+    @contextlib.contextmanager
+    def subnet(self, name: str) -> Iterator[None]:
+        """Run the body with sub-model ``name`` active (one model: nothing to switch)."""
+        yield
 
+    def export_models(self) -> dict[str, torch.nn.Module]:
+        """``{name: model}`` saved with ``save_pretrained`` at the end (``""`` -> ``export/``)."""
+        return {"": self.model}
+
+    # -- forward and training -------------------------------------------------------------------
     @staticmethod
     def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The batch without ``labels`` and ``index``: losses are computed by the stage."""
+        """The batch without ``labels`` and ``index``: losses are computed by the objective."""
         return {k: v for k, v in batch.items() if k not in ("labels", "index")}
 
     def forward(self, batch: dict[str, torch.Tensor], **kwargs: Any) -> Any:
-        """Run the model on a batch (labels are not passed: losses are computed by the stage)."""
+        """Run the trained model on a batch."""
         return self.model(**self.model_inputs(batch), **kwargs)
 
-    def task_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy with the gold labels (MSE for regression; -100 ignored for tokens)."""
-        if self.kind == "regression":
-            return hard_mse(logits, labels)
-        return hard_ce(logits, labels)
+    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> Any:
+        """The frozen teacher's outputs (stages without a teacher never call this)."""
+        raise NotImplementedError(f"{type(self).__name__} has no teacher")
 
-    def _update_metrics(self, metrics, batch: dict[str, torch.Tensor]) -> None:
-        logits = self(batch).logits
-        preds, target = predictions(self.kind, logits), batch["labels"]
-        if self.kind == "token_classification":
-            preds, target = preds.reshape(-1), target.reshape(-1)
-        metrics.update(preds, target)
+    def term_inputs(self, batch: dict[str, torch.Tensor], teacher: Any = None) -> TermInputs:
+        """Student forward (+ teacher unless given) packed for the objective."""
+        student = self(batch, output_hidden_states=self.objective.needs_hidden)
+        if teacher is None and self.objective.needs_teacher:
+            teacher = self.teacher_outputs(batch)
+        return TermInputs(student, teacher, batch, self.kind, getattr(self, "layer_map", None))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, parts = self.objective(self.term_inputs(batch))
+        self.check_finite(total, parts)
+        self.log_loss(total, parts)
+        return total
+
+    def check_finite(self, total: torch.Tensor, parts: dict[str, torch.Tensor],
+                     where: str = "") -> None:
+        """Stop at the first non-finite loss, naming the step and the term(s) that went bad."""
+        if bool(torch.isfinite(total)):
+            return
+        bad = [f"{n}={float(v)}" for n, v in parts.items() if not bool(torch.isfinite(v))]
+        raise NonFiniteLossError(
+            f"step {self.global_step}{where}: the loss is {float(total)} "
+            f"({', '.join(bad) if bad else 'the weighted sum overflowed'}); stopping before "
+            "anything is exported (lower module.optim.lr, check loss.weights and the data)")
+
+    def log_loss(self, total: torch.Tensor, parts: dict[str, torch.Tensor],
+                 suffix: str = "") -> None:
+        """``train/loss`` and ``train/loss_<term>`` (each unweighted)."""
+        if len(parts) > 1:
+            for name, value in parts.items():
+                self.log(f"train/loss_{name}{suffix}", value.detach())
+        self.log(f"train/loss{suffix}", total.detach(), prog_bar=not suffix)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if not hasattr(self, "eval_metrics"):
+            self.eval_metrics = torch.nn.ModuleDict()
+
+    def _metrics(self, split: str, name: str) -> TaskMetrics:
+        key = re.sub(r"\W", "_", f"{split}__{name}")
+        if key not in self.eval_metrics:
+            self.eval_metrics[key] = TaskMetrics(
+                self.kind, list(self.task.metrics), self.task.num_labels, self.task.label_names,
+                where=f"{split}/{name}" if name else split).to(self.device)
+        return self.eval_metrics[key]
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], split: str) -> None:
+        for name in self.subnets():
+            with self.subnet(name):
+                logits = self(batch).logits
+            self._metrics(split, name).update(predictions(self.kind, logits), batch["labels"])
+
+    def _log_eval(self, split: str) -> dict[str, torch.Tensor]:
+        values: dict[str, torch.Tensor] = {}
+        per_metric: dict[str, list[torch.Tensor]] = {m: [] for m in self.task.metrics}
+        for name in self.subnets():
+            metrics = self._metrics(split, name)
+            for metric, value in metrics.compute().items():
+                values[f"{split}/{metric}" + (f"/{name}" if name else "")] = value
+                per_metric[metric].append(value)
+            metrics.reset()
+        if "" not in self.subnets():
+            for metric, vals in per_metric.items():
+                stacked = torch.stack(vals)
+                agg = {"mean": stacked.mean(), "min": stacked.min(), "sum": stacked.sum()}
+                values[f"{split}/{metric}"] = agg[self.aggregate]
+        return values
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._update_metrics(self.val_metrics, batch)
+        self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._update_metrics(self.test_metrics, batch)
+        self._evaluate(batch, self.test_prefix)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        with self.subnet(self.subnets()[0]):
+            preds = predictions(self.kind, self(batch).logits)
+        return {"index": batch["index"].cpu(), "prediction": preds.cpu()}
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
-        score = values[f"val/{self.main_metric}"]
+        values = self._log_eval("val")
+        score = float(values[f"val/{self.task.main_metric}"])
         if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
-            self.best_score = max(self.best_score, float(score))
-            values[f"val/{self.main_metric}_best"] = torch.tensor(self.best_score)
-        self.log_dict(values, sync_dist=True)
+            self.best_score = max(self.best_score, score)
+            values[f"val/{self.task.main_metric}_best"] = torch.tensor(self.best_score)
+        self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
-        values = self.test_metrics.compute()
-        self.test_metrics.reset()
-        self.log_dict(values, sync_dist=True)
+        values = self._log_eval(self.test_prefix)
+        self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=True)
 
+    # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW (no decay on biases and LayerNorm weights) with linear warmup then decay to 0."""
-        cfg = self.hparams.optim
+        spec = self.optim_spec
         decay, no_decay = [], []
         for param in self.parameters():
             if param.requires_grad:
                 (no_decay if param.ndim < 2 else decay).append(param)
         optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": cfg.get("weight_decay", 0.0)},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=cfg["lr"],
-            eps=cfg.get("eps", 1e-8),
-            betas=tuple(cfg.get("betas", (0.9, 0.999))),
-        )
+            [{"params": decay, "weight_decay": spec.weight_decay},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=spec.lr, eps=spec.eps, betas=tuple(spec.betas))
         total = int(self.trainer.estimated_stepping_batches)
-        warmup = int(cfg.get("warmup_ratio", 0.0) * total)
+        warmup = int(spec.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def on_fit_start(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        for name, model in self.export_models().items():
+            stats = {f"model/{k}" + (f"/{name}" if name else ""): float(v)
+                     for k, v in model_stats(model).items()}
+            for logger in self.loggers:
+                logger.log_metrics(stats, step=self.trainer.global_step)
+
+    # -- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_score"] = self.best_score
-        # what wrote this checkpoint: run.resume_checkpoint refuses to resume another stage's run
-        checkpoint["lmcompress"] = {"module": type(self).__name__,
-                                    "task": self.hparams.task.get("name")}
+        # what wrote this checkpoint: resume refuses another stage's, task's or config's
+        checkpoint["lmcompress"] = {"module": type(self).__name__, "task": self.task.name,
+                                    "config": self.run_identity}
+        checkpoint["rng"] = rng.capture()
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(self.frozen_prefixes)]:
+            del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.best_score = checkpoint.get("best_score", float("-inf"))
+        self.check_state_keys(checkpoint["state_dict"])
+        self._pending_rng = checkpoint.get("rng")
 
-    def on_fit_start(self) -> None:
-        stats = {f"model/{k}": float(v) for k, v in model_stats(self.export_model()).items()}
-        if self.trainer.is_global_zero:
-            for logger in self.loggers:
-                logger.log_metrics(stats, step=self.trainer.global_step)
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # a resumed run draws what the uninterrupted one would have (utils/rng.py)
+        if getattr(self, "_pending_rng", None) is not None:
+            rng.restore(self._pending_rng)
+            self._pending_rng = None
+
+    def check_state_keys(self, state: dict[str, torch.Tensor]) -> None:
+        """Strict loading of everything but the frozen prefixes (missing/unexpected -> error)."""
+        expected = {k for k in self.state_dict() if not k.startswith(self.frozen_prefixes)}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise KeyError(f"checkpoint does not fit {type(self).__name__}: missing "
+                           f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected "
+                           f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")

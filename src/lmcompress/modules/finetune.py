@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
+from lmcompress.losses import Objective
+from lmcompress.models.hub import build_model
 from lmcompress.modules.base import TaskModule
+from lmcompress.specs import ModelSpec, parse
 
 
 class FinetuneModule(TaskModule):
@@ -16,11 +19,19 @@ class FinetuneModule(TaskModule):
         model: ${model}
         task: ${task}
         optim: {lr: 5e-5, weight_decay: 0.01, warmup_ratio: 0.1}
+
+    Args:
+        model: the encoder to fine-tune (``ModelSpec``).
+        task: the task config.
+        optim: optimizer settings.
+        loss: the objective (default: the gold-label ``task`` term alone).
     """
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch).logits
-        loss = self.task_loss(logits, batch["labels"])
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
-        return loss
+    def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any],
+                 loss: dict[str, Any] | None = None):
+        super().__init__(task, optim)
+        self.model_spec = parse(ModelSpec, model, "model")
+        # from_pretrained returns eval-mode modules and Lightning keeps each submodule's mode:
+        # switch to train mode here or dropout would stay off for the whole run
+        self.model = build_model(self.model_spec, self.task).train()
+        self.objective = Objective.from_config(loss or {"weights": {"task": 1.0}})

@@ -12,7 +12,8 @@ A model reference (`name_or_path`) is one of:
 
 A model can also be built with random weights from a config (``config`` overrides on top of a
 reference config, or a full ``BertConfig`` description) so any depth, width or head count is
-available, e.g. the tiny 2-layer/32-dim model the tests use.
+available, e.g. the tiny 2-layer/32-dim model the tests use. A task model records what it was
+fine-tuned for (``finetuning_task``, ``id2label``), which later stages check.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import socket
 from functools import cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -36,6 +36,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from lmcompress.specs import ModelSpec, TaskSpec
+
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_MODELS = {
     # name -> (python package, sub-directory, sha256 of model.safetensors)
@@ -45,7 +47,6 @@ EMBEDDED_MODELS = {
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     ),
 }
-TASK_KINDS = ("classification", "regression", "token_classification")
 
 
 class ModelResolutionError(RuntimeError):
@@ -88,7 +89,7 @@ def embedded_model_dir(name: str) -> Path:
     return model_dir
 
 
-def _hub_offline_reason(extra_vars: tuple[str, ...] = ()) -> str | None:
+def hub_offline_reason(extra_vars: tuple[str, ...] = ()) -> str | None:
     """Why the hub cannot be reached, or None if a 3-second TCP probe succeeds."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *extra_vars):
         if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
@@ -123,7 +124,7 @@ def resolve_model_path(name_or_path: str) -> str:
         return name_or_path
     except (OSError, ValueError):
         pass
-    reason = _hub_offline_reason()
+    reason = hub_offline_reason()
     if reason is not None:
         raise ModelResolutionError(
             f"'{name_or_path}' looks like a Hugging Face hub id, but it is not in the local cache "
@@ -139,57 +140,62 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
 
 
-def build_config(
-    name_or_path: str | None,
-    kind: str,
-    num_labels: int,
-    overrides: dict[str, Any] | None = None,
-    label_names: list[str] | None = None,
-) -> PretrainedConfig:
-    """Model config for a task head; ``overrides`` changes depth/width/heads (random init)."""
-    if kind not in TASK_KINDS:
-        raise ValueError(f"task kind must be one of {TASK_KINDS}, got '{kind}'")
-    overrides = dict(overrides or {})
-    if name_or_path is not None:
-        config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+def build_config(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PretrainedConfig:
+    """Model config for ``task``'s head; ``spec.config`` changes depth/width/heads."""
+    overrides = dict(spec.config or {})
+    if spec.name_or_path is not None:
+        config = AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path))
     else:
-        model_type = overrides.pop("model_type", "bert")
-        config = AutoConfig.for_model(model_type)
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise ValueError(f"model.config.{key}: not an attribute of {type(config).__name__}")
-        setattr(config, key, value)
-    config.num_labels = 1 if kind == "regression" else num_labels
-    if kind == "regression":
-        config.problem_type = "regression"
-    elif kind == "classification":
-        config.problem_type = "single_label_classification"
-    if label_names:
-        config.id2label = dict(enumerate(label_names))
-        config.label2id = {n: i for i, n in enumerate(label_names)}
+        config = AutoConfig.for_model(overrides.pop("model_type", "bert"))
+    for name, value in overrides.items():
+        if name == "model_type":
+            continue
+        if not hasattr(config, name):
+            raise ValueError(f"{key}.config.{name}: not an attribute of {type(config).__name__}")
+        setattr(config, name, value)
+    regression = task.kind == "regression"
+    config.num_labels = 1 if regression else task.num_labels
+    if task.kind != "token_classification":
+        config.problem_type = "regression" if regression else "single_label_classification"
+    if task.label_names:
+        config.id2label = dict(enumerate(task.label_names))
+        config.label2id = {n: i for i, n in enumerate(task.label_names)}
+    config.finetuning_task = task.name
     return config
 
 
-def build_model(
-    name_or_path: str | None,
-    kind: str,
-    num_labels: int,
-    config_overrides: dict[str, Any] | None = None,
-    pretrained: bool = True,
-    label_names: list[str] | None = None,
-) -> PreTrainedModel:
-    """A task model: pretrained weights from ``name_or_path`` or random init from a config.
+def build_model(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PreTrainedModel:
+    """A task model: pretrained weights from ``spec.name_or_path`` or random init from a config.
 
     With ``pretrained=True``, config overrides that change tensor shapes make loading fail
-    (use ``pretrained=False``, or the distill stage's teacher-layer init for fewer layers).
+    (use ``pretrained=false``, or a distillation student's ``init=teacher_layers``).
     """
-    config = build_config(name_or_path, kind, num_labels, config_overrides, label_names)
-    auto = AutoModelForTokenClassification if kind == "token_classification" else (
+    config = build_config(spec, task, key)
+    auto = AutoModelForTokenClassification if task.kind == "token_classification" else (
         AutoModelForSequenceClassification
     )
-    if pretrained and name_or_path is not None:
-        return auto.from_pretrained(resolve_model_path(name_or_path), config=config)
+    if spec.pretrained and spec.name_or_path is not None:
+        return auto.from_pretrained(resolve_model_path(spec.name_or_path), config=config)
     return auto.from_config(config)
+
+
+def trained_labels(config: PretrainedConfig) -> list[str] | None:
+    """The label names a fine-tuned model's config records (None for HF's LABEL_i defaults)."""
+    names = [str(config.id2label[i]) for i in sorted(config.id2label)] if config.id2label else []
+    if not names or all(n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return names
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 of a model's weights: a file, or a directory's ``*.safetensors``/``*.bin`` files."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(
+        p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(_sha256(file).encode())
+    return digest.hexdigest()
 
 
 def model_stats(model: torch.nn.Module) -> dict[str, float]:

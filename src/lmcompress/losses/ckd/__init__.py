@@ -1,0 +1,72 @@
+"""CKD's Word Relation (WR) and Layer Transforming Relation (LTR) terms, registered as one family.
+
+Park, Kim & Yang, EMNLP 2021, arXiv:2109.08359; formulas in docs/ckd.md. The per-term functions
+(``terms``) are the reference semantics; ``ckd_terms`` (``shared``) computes any subset from one
+token Gram and one layer Gram per model, and is what training calls through the registry::
+
+    weights: {wr_pair: 1.0, wr_triple: 10.0, ltr_pair: 1.0, ltr_triple: 10.0}
+    ckd: {window: 21, mask_window: false, distance: cos, pair_loss: kldiv, triple_loss: l2}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lmcompress.losses.ckd.relations import (
+    DISTANCES,
+    NORMALIZE,
+    PAIR_LOSSES,
+    TRIPLE_LOSSES,
+    window_index,
+)
+from lmcompress.losses.ckd.shared import ckd_terms
+from lmcompress.losses.ckd.terms import (
+    CKD_LOSSES,
+    ltr_pair_loss,
+    ltr_triple_loss,
+    wr_pair_loss,
+    wr_triple_loss,
+)
+from lmcompress.losses.registry import TermInputs, register_family
+
+CKD_TERMS = tuple(CKD_LOSSES)  # wr_pair, wr_triple, ltr_pair, ltr_triple
+
+__all__ = ["CKD_LOSSES", "CKD_TERMS", "ckd_terms", "check_options", "ltr_pair_loss",
+           "ltr_triple_loss", "window_index", "wr_pair_loss", "wr_triple_loss"]
+
+
+def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
+    """Refuse a CKD option value before training, naming ``<where>.<option>``."""
+    choices = {"distance": DISTANCES, "pair_loss": PAIR_LOSSES, "triple_loss": TRIPLE_LOSSES,
+               "normalize": NORMALIZE}
+    for name, allowed in choices.items():
+        if name in options and options[name] not in allowed:
+            raise ValueError(f"{where}.{name}={options[name]!r}: choose from {allowed}")
+    window = options.get("window", 21)
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                               or window < 1 or window % 2 == 0):
+        raise ValueError(f"{where}.window={window!r}: must be a positive odd number (the "
+                         "centre word plus the same count on each side) or null (all triples)")
+    for name in ("mask_window", "dist_norm"):
+        if name in options and not isinstance(options[name], bool):
+            raise ValueError(f"{where}.{name}={options[name]!r}: must be true or false")
+    chunk = options.get("chunk_size", 8)
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"{where}.chunk_size={chunk!r}: must be a positive integer")
+
+
+@register_family("ckd", CKD_TERMS, options="ckd", check=check_options, needs_hidden=True)
+def ckd_family(inputs: TermInputs, names: list[str], *, window: int | None = 21,
+               mask_window: bool = False, distance: str = "cos", dist_norm: bool = False,
+               pair_loss: str = "kldiv", triple_loss: str = "l2", normalize: str = "global",
+               chunk_size: int = 8) -> dict[str, torch.Tensor]:
+    """CKD relations of the matched hidden states (student vs teacher, each in its own space)."""
+    lm = inputs.layer_map
+    s_h = torch.stack([inputs.student.hidden_states[i] for i in lm.student], dim=1)
+    t_h = torch.stack([inputs.teacher.hidden_states[i] for i in lm.teacher], dim=1)
+    return ckd_terms(s_h, t_h, inputs.batch["attention_mask"], names, window=window,
+                     mask_window=mask_window, distance=distance, dist_norm=dist_norm,
+                     pair_loss=pair_loss, triple_loss=triple_loss, normalize=normalize,
+                     chunk_size=chunk_size)

@@ -1,0 +1,78 @@
+"""What a stage leaves behind: exported models, predictions, and published teachers.
+
+Exports are ``save_pretrained`` folders (model + tokenizer) reloadable with ``AutoModelFor...``;
+a stage with several sub-models writes one folder each (``export/<name>/``). Publishing copies an
+export to ``<artifact_dir>/teachers/<name>``, which ``conf/teacher/*`` reads; an existing
+published teacher is never replaced unless ``publish_overwrite=true`` (runs distilled from it
+record its weights digest, which would then no longer match).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lmcompress.utils.checkpoints import read_checkpoint
+
+log = logging.getLogger("lmcompress")
+
+
+def load_weights(module: Any, checkpoint: str) -> None:
+    """Load a checkpoint's weights into ``module`` strictly (frozen prefixes excepted)."""
+    state = read_checkpoint(Path(checkpoint))["state_dict"]
+    module.check_state_keys(state)
+    module.load_state_dict(state, strict=False)
+
+
+def export(module: Any, tokenizer: Any, out: Path) -> dict[str, str]:
+    """``save_pretrained`` each of ``module.export_models()``; returns ``{name: folder}``."""
+    folders = {}
+    for name, model in module.export_models().items():
+        folder = out / "export" / name if name else out / "export"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[name] = str(folder)
+    return folders
+
+
+def write_predictions(batches: list[dict[str, Any]], label_names: list[str] | None,
+                      path: Path) -> str:
+    """A TSV of ``index<TAB>prediction`` (class names when known) from predict batches."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = sorted((int(i), p) for b in batches for i, p in zip(
+        b["index"].tolist(), b["prediction"].tolist(), strict=True))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["index", "prediction"])
+        for index, pred in rows:
+            writer.writerow([index, label_names[pred] if label_names and isinstance(
+                pred, int) else pred])
+    return str(path)
+
+
+def publish_target(artifact_dir: str, name: str, overwrite: bool) -> Path:
+    """Where ``publish_as=name`` will write; refuses an existing teacher unless ``overwrite``."""
+    target = Path(artifact_dir) / "teachers" / name
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"publish_as={name}: {target} already holds a published teacher (runs distilled "
+            "from it record its weights digest); choose another name, or set "
+            "publish_overwrite=true to replace it")
+    return target
+
+
+def publish(export_dir: str, target: Path) -> str:
+    """Copy an export to ``target`` (the old one is replaced only once the copy is complete)."""
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(export_dir, staging)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("published %s -> %s", export_dir, target)
+    return str(target)

@@ -1,0 +1,114 @@
+"""Checkpoints you can trust: atomic writes, readable errors, and resume only of the same run.
+
+- :class:`AtomicCheckpointIO` writes to a temporary file in the same folder, fsyncs, then renames:
+  a failed save (disk full, a kill) never leaves a truncated ``best-*.ckpt`` behind.
+- :func:`resume_checkpoint` finds ``last.ckpt`` (or the checkpoint ``resume=<path>`` names) and
+  refuses, before training, one written by another stage, task, or a config that shapes results
+  differently (the differing keys are listed), and one that is truncated or foreign.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+# config keys that shape a run's result; resume refuses a checkpoint whose values differ
+IDENTITY_KEYS = ("task", "model", "student", "teacher", "loss", "module", "data", "seed")
+_NOT_IDENTITY = ("data.cache_dir", "data.num_workers", "data.eval_batch_size")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: unreadable, foreign, or from a different run."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file beside the target, fsync, then ``os.replace``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with the project's message for a bad file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
+            ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable lmcompress checkpoint (truncated by a crash, or written "
+            f"by something else: {str(err).splitlines()[0][:120]}); delete it, or run with "
+            "resume=false to start over in this folder") from err
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config values that shape a run's result, as flat dotted keys."""
+    out: dict[str, Any] = {}
+    for key in IDENTITY_KEYS:
+        if key in cfg:
+            node = cfg[key]
+            value = OmegaConf.to_container(node, resolve=True) if isinstance(
+                node, DictConfig) else node
+            out.update(_flatten(value, key))
+    return {k: v for k, v in out.items() if not k.startswith(_NOT_IDENTITY)}
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: value}
+
+
+def resume_checkpoint(cfg: DictConfig, module_name: str) -> str | None:
+    """The checkpoint to resume from, per ``cfg.resume`` (conf/base.yaml), checked."""
+    if cfg.resume is False or cfg.resume is None:
+        return None
+    if cfg.resume is True:
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            return None
+    else:
+        path = Path(str(cfg.resume))
+        path = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint at {path}")
+    meta = read_checkpoint(path).get("lmcompress")
+    if meta is None:
+        raise CheckpointError(f"resume: {path} was not written by lmcompress; use another "
+                              "hydra.run.dir, or resume=false to start over there")
+    if (meta["module"], meta["task"]) != (module_name, cfg.task.name):
+        raise CheckpointError(
+            f"resume: {path} was written by {meta['module']} on task {meta['task']!r}, but this "
+            f"run is {module_name} on task {cfg.task.name!r}; use another hydra.run.dir, or "
+            "resume=false to start over there")
+    saved, now = meta.get("config") or {}, run_identity(cfg)
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if saved and differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ[:8])
+        raise CheckpointError(
+            f"resume: {path} was trained with another config ({shown}"
+            f"{', ...' if len(differ) > 8 else ''}); resuming would mix two runs. Use the same "
+            "overrides, another hydra.run.dir, or resume=false")
+    return str(path)

@@ -1,0 +1,26 @@
+"""Quieter third-party logging, so the lines a user reads are the run's own."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def quiet_libraries() -> None:
+    """Silence wandb's banner, transformers' weight-loading reports and Lightning's tips."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("WANDB_CONSOLE", "off")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                 "pytorch_lightning.accelerators.cuda", "lightning_fabric.utilities.seed",
+                 "wandb", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*Found .* module\\(s\\) in eval mode.*",
+                    ".*LeafSpec.*", ".*will save all targets.*", ".*set_vital.*",
+                    ".*smaller than the logging interval.*"):
+        warnings.filterwarnings("ignore", message=pattern)
