@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,15 +10,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from helpers.cli import OFFLINE_ENV, TINY
 from lmcompress.data.paths import shared_data_dir
 from lmcompress.utils.paths import conf_dir, register_resolvers
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["model=tiny", "task=tiny", "logger=csv", "hardware=cpu", "data.batch_size=16",
-        "trainer.max_epochs=1", "export=true", "log_every_n_steps=1"]
-OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true",
-               "TOKENIZERS_PARALLELISM": "false"}
 
 register_resolvers()
 
@@ -54,13 +45,6 @@ def make_cfg(tmp_path):
 
     yield _make
     GlobalHydra.instance().clear()
-
-
-def run_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 600):
-    """Run ``python -m lmcompress.run`` in a subprocess (offline); returns CompletedProcess."""
-    full_env = {**os.environ, **OFFLINE_ENV, "CI": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "lmcompress.run", *args], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

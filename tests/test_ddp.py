@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from conftest import TINY, run_cli
+from helpers.cli import TINY, run_cli
 
 
 @pytest.mark.slow

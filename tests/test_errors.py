@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import TINY, run_cli
+from helpers.cli import TINY, run_cli
 from lmcompress.models.hub import ModelResolutionError, resolve_model_path
 
 

@@ -14,6 +14,7 @@ from lmcompress.losses.ckd import (
     ckd_terms,
     ltr_pair_loss,
     ltr_triple_loss,
+    window_index,
     wr_pair_loss,
     wr_triple_loss,
 )
@@ -52,6 +53,25 @@ def naive_wr_triple_window(s, t, mask, window):
         ut = _unit(t[b, k, i][None] - t[b, k, pos])
         total = total + ((us @ us.T - ut @ ut.T) ** 2).sum()
     return total / (K * mask.sum() * window**2)
+
+
+def naive_wr_triple_masked(s, t, mask, window, row=False):
+    """Masked window: members are real tokens inside the sentence other than the vertex."""
+    B, K, n = s.shape[:3]
+    half, total, count, rows = window // 2, 0.0, 0, 0
+    for b, k, i in itertools.product(range(B), range(K), range(n)):
+        if not mask[b, i]:
+            continue
+        pos = [i + w for w in range(-half, half + 1)
+               if 0 <= i + w < n and mask[b, i + w] and i + w != i]
+        if not pos:
+            continue
+        us = _unit(s[b, k, i][None] - s[b, k, pos])
+        ut = _unit(t[b, k, i][None] - t[b, k, pos])
+        err = ((us @ us.T - ut @ ut.T) ** 2).sum()
+        total, count, rows = total + (err / len(pos) ** 2 if row else err), count + len(pos) ** 2, \
+            rows + 1
+    return total / rows if row else total / count
 
 
 def naive_wr_triple_all(s, t, mask):
@@ -108,15 +128,20 @@ def _inputs(B=3, K=3, n=9, d_s=6, d_t=10, seed=0, lengths=(9, 5, 1)):
     return s, t, mask
 
 
+OFFICIAL = {"mask_window": False}
 CASES = [
     (wr_pair_loss, naive_wr_pair, {}),
-    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 5), {"window": 5}),
-    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 21), {"window": 21}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 5), {"window": 5, **OFFICIAL}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_window(s, t, m, 21),
+     {"window": 21, **OFFICIAL}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_masked(s, t, m, 5), {"window": 5}),
+    (wr_triple_loss, lambda s, t, m: naive_wr_triple_masked(s, t, m, 21), {"window": 21}),
     (wr_triple_loss, naive_wr_triple_all, {"window": None, "chunk_size": 4}),
     (ltr_pair_loss, naive_ltr_pair, {}),
     (ltr_triple_loss, naive_ltr_triple, {}),
 ]
-IDS = ["wr_pair", "wr_triple_w5", "wr_triple_w21", "wr_triple_all", "ltr_pair", "ltr_triple"]
+IDS = ["wr_pair", "wr_triple_w5_official", "wr_triple_w21_official", "wr_triple_w5_masked",
+       "wr_triple_w21_masked", "wr_triple_all", "ltr_pair", "ltr_triple"]
 
 
 @pytest.mark.parametrize(("fn", "naive", "opts"), CASES, ids=IDS)
@@ -167,7 +192,12 @@ def test_masked_window_is_invariant_to_extra_padding():
     masked = [wr_triple_loss(a, b, m, window=5, mask_window=True)
               for a, b, m in ((s, t, mask), (s2, t2, mask2))]
     torch.testing.assert_close(masked[0], masked[1])
-    official = [wr_triple_loss(a, b, m, window=5) for a, b, m in ((s, t, mask), (s2, t2, mask2))]
+    shared = [ckd_terms(a, b, m, ["wr_triple"], window=5)["wr_triple"]
+              for a, b, m in ((s, t, mask), (s2, t2, mask2))]
+    torch.testing.assert_close(shared[0], shared[1])
+    torch.testing.assert_close(shared[0], masked[0])
+    official = [wr_triple_loss(a, b, m, window=5, mask_window=False)
+                for a, b, m in ((s, t, mask), (s2, t2, mask2))]
     assert not torch.allclose(official[0], official[1])  # the official window sees the padding
     for fn in (wr_pair_loss, ltr_pair_loss, ltr_triple_loss):  # already padding-invariant
         torch.testing.assert_close(fn(s, t, mask), fn(s2, t2, mask2))
@@ -199,12 +229,43 @@ def test_rkd_variant_equals_naive_distance_over_mean():
 
 
 def test_row_normalisation_is_mean_of_row_means():
-    s, t, mask = _inputs(lengths=(9, 5, 1))
-    ours = wr_triple_loss(s, t, mask, window=3, normalize="row")
+    s, t, mask = _inputs(lengths=(9, 5, 2))
+    ours = wr_triple_loss(s, t, mask, window=3, normalize="row", mask_window=False)
     # without window masking every valid centre has W² = 9 entries: the two normalisations agree
-    torch.testing.assert_close(ours, wr_triple_loss(s, t, mask, window=3))
+    torch.testing.assert_close(ours, wr_triple_loss(s, t, mask, window=3, mask_window=False))
     masked = wr_triple_loss(s, t, mask, window=3, mask_window=True, normalize="row")
-    assert not torch.allclose(masked, wr_triple_loss(s, t, mask, window=3, mask_window=True))
+    torch.testing.assert_close(masked, naive_wr_triple_masked(s, t, mask, 3, row=True))
+    torch.testing.assert_close(wr_triple_loss(s, t, mask, window=3),
+                               naive_wr_triple_masked(s, t, mask, 3))
+
+
+def test_window_membership_excludes_vertex_padding_and_clamped_duplicates():
+    from lmcompress.losses.ckd.window import window_members
+
+    valid = torch.tensor([[True, True, True, False]])  # 3 real tokens, 1 padding
+    idx, inside = window_index(4, 3, torch.device("cpu"))
+    members = window_members(valid, idx, inside)[0].tolist()
+    # vertex 0: left clamps onto itself (out), itself (out), token 1 (in)
+    assert members == [[False, False, True], [True, False, True], [True, False, False],
+                       [False, False, False]]
+
+
+def test_masked_window_is_batch_invariant():
+    """A sentence's numerator and denominator do not depend on the rest of its batch."""
+    s, t, mask = _inputs(B=2, n=9, lengths=(9, 4))
+    opts = {"window": 5}
+    singles = []
+    for b in range(2):
+        n_b = int(mask[b].sum())
+        x, y, m = s[b:b + 1, :, :n_b], t[b:b + 1, :, :n_b], mask[b:b + 1, :n_b]
+        members = sum(min(i + 2, n_b - 1) - max(i - 2, 0) for i in range(n_b))  # per layer
+        count = s.shape[1] * sum((min(i + 2, n_b - 1) - max(i - 2, 0)) ** 2 for i in range(n_b))
+        assert members > 0
+        singles.append((wr_triple_loss(x, y, m, **opts) * count, count))
+    expected = sum(v for v, _ in singles) / sum(c for _, c in singles)
+    torch.testing.assert_close(wr_triple_loss(s, t, mask, **opts), expected)
+    torch.testing.assert_close(ckd_terms(s, t, mask, ["wr_triple"], **opts)["wr_triple"],
+                               expected)
 
 
 def test_match_layers_emb_skip():
@@ -233,7 +294,8 @@ def test_bad_arguments():
         ltr_pair_loss(s, t, mask[:, :4])
 
 
-@pytest.mark.parametrize("opts", [{}, {"window": 5}, {"window": None},
+@pytest.mark.parametrize("opts", [{}, {"window": 5}, {"mask_window": False},
+                                  {"window": 5, "mask_window": False}, {"window": None},
                                   {"normalize": "row"}, {"distance": "l2", "dist_norm": True,
                                                          "pair_loss": "smoothl1"}])
 def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
@@ -259,7 +321,7 @@ def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
 def test_fused_window_term_refuses_a_second_backward():
     s, t, mask = _inputs()
     x = s.clone().requires_grad_()
-    loss = wr_triple_loss(x, t, mask, window=5)
+    loss = ckd_terms(x, t, mask, ["wr_triple"], window=5)["wr_triple"]
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()

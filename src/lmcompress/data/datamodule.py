@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
-from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from lmcompress.data.base import DataSourceError, Example, Source
 from lmcompress.data.features import tokenize
+from lmcompress.data.loader import ResumableDataLoader
 from lmcompress.models.hub import load_tokenizer
 from lmcompress.specs import TaskSpec
 from lmcompress.utils.instantiate import instantiate_plain
@@ -63,6 +65,8 @@ class TextDataModule(pl.LightningDataModule):
         report_splits: further labelled splits scored at the end.
         pad_to_max_length: pad every batch to ``max_length`` (official CKD reproduction).
         streams: ``{name: {source: <_target_ config or null = the task's>, split, labels}}``.
+        seed: seed of the training shuffle's own generator, so the batch order depends on the
+            seed alone, not on how many random numbers model construction drew before.
     """
 
     def __init__(self, source: Source, tokenizer: str, max_length: int = 128,
@@ -70,7 +74,8 @@ class TextDataModule(pl.LightningDataModule):
                  cache_dir: str | None = None, train_limit: int | None = None,
                  eval_limit: int | None = None, val_split: str = "validation",
                  test_split: str | None = "test", report_splits: list[str] | None = None,
-                 pad_to_max_length: bool = False, streams: dict[str, Any] | None = None):
+                 pad_to_max_length: bool = False, streams: dict[str, Any] | None = None,
+                 seed: int | None = None):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
@@ -81,7 +86,7 @@ class TextDataModule(pl.LightningDataModule):
         self.train_limit, self.eval_limit = train_limit, eval_limit
         self.val_split, self.test_split = val_split, test_split
         self.report_splits = list(report_splits or [])
-        self.pad_to_max_length = pad_to_max_length
+        self.pad_to_max_length, self.seed = pad_to_max_length, seed
         self.streams = {name: self._stream(name, spec) for name, spec in (streams or {}).items()}
         self.test_labeled = True
         self._tokenizer = None
@@ -131,6 +136,10 @@ class TextDataModule(pl.LightningDataModule):
                 _require_all_labelled(self._examples(name), f"stream {name}")
         return sizes
 
+    def train_size(self) -> int:
+        """Number of training examples (after ``train_limit``)."""
+        return len(self._examples("train"))
+
     def require_labels(self, name: str, by: str) -> None:
         """Refuse an unlabelled stream to a consumer (a loss term) that needs gold labels."""
         if name in self.streams and not self.streams[name].labels:
@@ -157,11 +166,16 @@ class TextDataModule(pl.LightningDataModule):
                                            kind, labels, self.cache_dir, name)
         return self.datasets[name]
 
-    def train_dataloader(self) -> StatefulDataLoader:
-        # stateful: a checkpoint records the position in the epoch, so resume is exact
-        return StatefulDataLoader(self.features("train"), batch_size=self._per_device(
-            self.batch_size), shuffle=True, num_workers=self.num_workers,
-            collate_fn=self.collator("train"))
+    def train_dataloader(self) -> ResumableDataLoader:
+        # stateful: a checkpoint records the position in the epoch, so resume is exact. The
+        # shuffle has its own generator, which nothing else draws from (the loader's base seed
+        # comes from the global one), so every epoch's order follows from the seed alone
+        dataset = self.features("train")
+        generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        return ResumableDataLoader(dataset, batch_size=self._per_device(self.batch_size),
+                                   sampler=RandomSampler(dataset, generator=generator),
+                                   num_workers=self.num_workers,
+                                   collate_fn=self.collator("train"))
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.val_split)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,6 @@ from lmcompress.losses import Objective, TermInputs
 from lmcompress.metrics import TaskMetrics, predictions
 from lmcompress.models.hub import model_stats
 from lmcompress.specs import OptimSpec, TaskSpec, parse
-from lmcompress.utils import rng
 
 log = logging.getLogger(__name__)
 AGGREGATES = ("mean", "min", "sum")
@@ -194,20 +194,42 @@ class TaskModule(pl.LightningModule):
             [{"params": decay, "weight_decay": spec.weight_decay},
              {"params": no_decay, "weight_decay": 0.0}],
             lr=spec.lr, eps=spec.eps, betas=tuple(spec.betas))
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self.planned_steps()
         warmup = int(spec.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    def on_fit_start(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        for name, model in self.export_models().items():
-            stats = {f"model/{k}" + (f"/{name}" if name else ""): float(v)
-                     for k, v in model_stats(model).items()}
-            for logger in self.loggers:
-                logger.log_metrics(stats, step=self.trainer.global_step)
+    def planned_steps(self) -> int:
+        """Optimizer steps of the whole run, from the training-set size (Lightning's arithmetic).
+
+        ``trainer.estimated_stepping_batches`` gives the same number, but asking it before
+        training builds and primes the training loader before a checkpoint's data position is
+        restored, so a resumed run would restart its epoch (callbacks/exact_resume.py).
+        """
+        trainer = self.trainer
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "train_size"):
+            return int(trainer.estimated_stepping_batches)
+        world = trainer.world_size
+        per_rank = math.ceil(datamodule.train_size() / world)
+        batches = math.ceil(per_rank / (datamodule.batch_size // world))
+        limit = trainer.limit_train_batches
+        batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+        steps = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs, 1)
+        return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps
+
+    def on_train_start(self) -> None:
+        expected = int(self.trainer.estimated_stepping_batches)  # the loader exists by now
+        if self.planned_steps() != expected:
+            raise RuntimeError(f"planned {self.planned_steps()} optimizer steps for the learning "
+                               f"rate schedule, but Lightning will take {expected}")
+        if self.trainer.is_global_zero and self.trainer.global_step == 0:  # not again on resume
+            for name, model in self.export_models().items():
+                stats = {f"model/{k}" + (f"/{name}" if name else ""): float(v)
+                         for k, v in model_stats(model).items()}
+                for logger in self.loggers:
+                    logger.log_metrics(stats, step=0)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -215,7 +237,6 @@ class TaskModule(pl.LightningModule):
         # what wrote this checkpoint: resume refuses another stage's, task's or config's
         checkpoint["lmcompress"] = {"module": type(self).__name__, "task": self.task.name,
                                     "config": self.run_identity}
-        checkpoint["rng"] = rng.capture()
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(self.frozen_prefixes)]:
             del state[key]
@@ -223,13 +244,6 @@ class TaskModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.best_score = checkpoint.get("best_score", float("-inf"))
         self.check_state_keys(checkpoint["state_dict"])
-        self._pending_rng = checkpoint.get("rng")
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        # a resumed run draws what the uninterrupted one would have (utils/rng.py)
-        if getattr(self, "_pending_rng", None) is not None:
-            rng.restore(self._pending_rng)
-            self._pending_rng = None
 
     def check_state_keys(self, state: dict[str, torch.Tensor]) -> None:
         """Strict loading of everything but the frozen prefixes (missing/unexpected -> error)."""

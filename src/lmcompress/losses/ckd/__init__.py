@@ -5,7 +5,7 @@ Park, Kim & Yang, EMNLP 2021, arXiv:2109.08359; formulas in docs/ckd.md. The per
 token Gram and one layer Gram per model, and is what training calls through the registry::
 
     weights: {wr_pair: 1.0, wr_triple: 10.0, ltr_pair: 1.0, ltr_triple: 10.0}
-    ckd: {window: 21, mask_window: false, distance: cos, pair_loss: kldiv, triple_loss: l2}
+    ckd: {window: 21, mask_window: true, distance: cos, pair_loss: kldiv, triple_loss: l2}
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
 
 @register_family("ckd", CKD_TERMS, options="ckd", check=check_options, needs_hidden=True)
 def ckd_family(inputs: TermInputs, names: list[str], *, window: int | None = 21,
-               mask_window: bool = False, distance: str = "cos", dist_norm: bool = False,
+               mask_window: bool = True, distance: str = "cos", dist_norm: bool = False,
                pair_loss: str = "kldiv", triple_loss: str = "l2", normalize: str = "global",
                chunk_size: int = 8) -> dict[str, torch.Tensor]:
     """CKD relations of the matched hidden states (student vs teacher, each in its own space)."""

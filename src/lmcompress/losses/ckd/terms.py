@@ -3,8 +3,9 @@
 Park, Kim & Yang, "Distilling Linguistic Context for Language Model Compression", EMNLP 2021,
 arXiv:2109.08359. Default semantics are the official code's (GeondoPark/CKD @ 28b124b), written
 out in docs/ckd.md §3-§6: cosine relations, a row softmax over the *other valid* tokens (or
-layers) compared with KL, squared error on angles, a WR-triple window clamped at the *padded*
-length, and the official sum/count normalisers. Every relation is a scalar computed inside one
+layers) compared with KL, squared error on angles and the official sum/count normalisers; one
+exception: the WR-triple window is masked by default (``mask_window=False`` is the official one,
+clamped at the *padded* length). Every relation is a scalar computed inside one
 model's own space, so the student's hidden size may differ from the teacher's (no projection).
 
 Inputs are stacked matched-layer hidden states ``student [B, K, n, d_s]`` and
@@ -20,7 +21,7 @@ All-triples WR runs in vertex chunks under activation checkpointing, so memory s
 YAML (``conf/loss/ckd.yaml``)::
 
     weights: {task: 1.0, wr_pair: 1.0, wr_triple: 10.0, ltr_pair: 1.0, ltr_triple: 10.0}
-    ckd: {window: 21, mask_window: false, distance: cos, dist_norm: false,
+    ckd: {window: 21, mask_window: true, distance: cos, dist_norm: false,
           pair_loss: kldiv, triple_loss: l2, normalize: global}
 """
 
@@ -76,15 +77,16 @@ def wr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: t
 
 @full_precision
 def wr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, *,
-                   window: int | None = 21, mask_window: bool = False,
+                   window: int | None = 21, mask_window: bool = True,
                    triple_loss: str = "l2", normalize: str = "global",
                    chunk_size: int = 8) -> torch.Tensor:
     """WR triple-wise (angle) term, vertex = centre word (docs/ckd.md §4).
 
-    Window (official): ``Σ_{b,k,i valid} Σ_{w,w'} (A^S - A^T)² / (K · Σ_b n_b · W²)``, positions
-    clamped to the padded length; padding and duplicates inside the window are not masked.
-    ``mask_window=True`` drops window members that are padding, out of range or the vertex itself
-    and divides by the true count (invariant to extra padding; a change from the official code).
+    ``mask_window=True`` (default) drops window members that are padding, out of range or the
+    vertex itself and divides by the true number of member pairs: a sentence's term no longer
+    depends on the padded length of its batch. ``mask_window=False`` is the official window:
+    ``Σ_{b,k,i valid} Σ_{w,w'} (A^S - A^T)² / (K · Σ_b n_b · W²)`` with positions clamped to the
+    padded length, padding and duplicates inside the window not masked.
     ``window=None``: all triples of valid tokens, ``/ (K · Σ_b n_b³)``, in vertex chunks of
     ``chunk_size`` under activation checkpointing (memory O(K·n²) plus one chunk).
     """

@@ -56,11 +56,23 @@ def _window_blocks(g: torch.Tensor, flat: torch.Tensor, ab: torch.Tensor, width:
     return out
 
 
-def window_parts(g: torch.Tensor, idx: torch.Tensor, centre: torch.Tensor
+def window_members(valid: torch.Tensor, idx: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """``[M, n, W]``: member w of vertex i's window is a real token inside the sentence, not i.
+
+    This is the masked window (docs/ckd.md §4): padding, clamped duplicates and the vertex itself
+    are not members, and vertices that are padding have no members at all.
+    """
+    n = valid.shape[-1]
+    not_vertex = idx != torch.arange(n, device=idx.device)[:, None]
+    return valid[:, :, None] & valid[:, idx] & inside & not_vertex
+
+
+def window_parts(g: torch.Tensor, idx: torch.Tensor, keep: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``D [M, n, W, W]``, ``r [M, n, W]`` and the clamp mask of ``sq`` for ``g [M, n, n]``.
 
-    ``centre [M, n]`` marks valid vertices; invalid ones get ``r = 0`` (their angles vanish).
+    ``keep`` is ``[M, n]`` (valid vertices: the official window) or ``[M, n, W]`` (window
+    members, :func:`window_members`); everything not kept gets ``r = 0``, so its angles vanish.
     """
     m, n, _ = g.shape
     width = idx.shape[1]
@@ -75,13 +87,13 @@ def window_parts(g: torch.Tensor, idx: torch.Tensor, centre: torch.Tensor
     clamped = sq < _EPS**2
     self_ = idx == torch.arange(n, device=idx.device)[:, None]
     r = sq.clamp_min(_EPS**2).rsqrt()
-    r = r.masked_fill(self_ | ~centre[..., None], 0.0)
+    r = r.masked_fill(self_ | ~(keep if keep.dim() == 3 else keep[..., None]), 0.0)
     return d, r, clamped
 
 
-def window_angles(g: torch.Tensor, idx: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-    """Angles ``A [M, n, W, W]`` (0 for the vertex itself and for padded vertices)."""
-    d, r, _ = window_parts(g, idx, centre)
+def window_angles(g: torch.Tensor, idx: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Angles ``A [M, n, W, W]`` (0 for the vertex itself and everything not kept)."""
+    d, r, _ = window_parts(g, idx, keep)
     return d.mul_(r[..., :, None]).mul_(r[..., None, :])
 
 
@@ -90,8 +102,8 @@ class WindowTripleL2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g_s: torch.Tensor, a_t: torch.Tensor, idx: torch.Tensor,
-                centre: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
-        d, r, clamped = window_parts(g_s, idx, centre)
+                keep: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
+        d, r, clamped = window_parts(g_s, idx, keep)
         e = d * r[..., :, None]
         e.mul_(r[..., None, :]).sub_(a_t)  # A_s - A_t
         ctx.save_for_backward(d, r, clamped, e, idx, denom)
