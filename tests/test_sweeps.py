@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_cli
+from helpers.cli import REPO, run_cli
 
 
 @pytest.mark.slow
@@ -27,6 +27,11 @@ def test_teacher_tiny_sweep(tmp_path):
         assert len(runs) == 1, f"{job}: {runs}"
         assert list(runs[0].glob("*.wandb")), "offline run has no data file"
     assert len(seen) == 4  # 2 tasks x 2 seeds, each job its own output dir
-    table = subprocess.run([sys.executable, str(REPO / "sweeps" / "teacher_tiny" / "collect.py"),
-                            str(tmp_path)], capture_output=True, text=True, check=True).stdout
-    assert table.count("\n") == 4 and "± " in table  # header, rule, 2 task rows with 2 seeds
+    report = subprocess.run(
+        [sys.executable, "-m", "lmcompress.report", str(tmp_path),
+         "--config", str(REPO / "sweeps" / "teacher_tiny" / "report.yaml")],
+        capture_output=True, text=True, check=True).stdout
+    rows = [line for line in report.splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 2 and all("± " in row for row in rows)  # 2 task rows with 2 seeds each
+    assert "0 failed or missing" in report
+    assert (tmp_path / "report" / "teacher_tiny.md").is_file()

@@ -1,0 +1,95 @@
+"""PNG figures: a metric against model cost with its Pareto front, and the spread over seeds.
+
+Figures are built with ``matplotlib.figure.Figure`` and saved through the Agg canvas, so no
+display or global ``pyplot`` state is involved (safe in tests and on headless nodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from lmcompress.report.config import Metric
+from lmcompress.report.stats import pareto_front
+
+FRONT_COLOR = "tab:red"
+
+
+def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metric,
+                  path: Path, title: str = "", references: Mapping[str, float] | None = None
+                  ) -> Path:
+    """One marker per group at (cost, mean metric) with ± std bars; the Pareto front as steps.
+
+    Args:
+        points: one row per group: ``label``, ``cost``, ``mean``, ``std`` (metric units).
+        cost: name of the cost, only for the legend ("parameters", "latency").
+        cost_label: x-axis label with its unit.
+        metric: the metric on the y axis (its ``scale`` is applied here).
+        path: the PNG to write.
+        title: figure title.
+        references: label -> metric value (unscaled) drawn as a dashed line, e.g. baselines.
+    """
+    x = points["cost"].to_numpy(dtype=float)
+    y = points["mean"].to_numpy(dtype=float) * metric.scale
+    err = np.nan_to_num(points["std"].to_numpy(dtype=float) * metric.scale)
+    front = pareto_front(x, y)
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.errorbar(x, y, yerr=err, fmt="o", color="tab:blue", ecolor="0.6", capsize=3,
+                label="mean ± std over seeds")
+    order = np.argsort(x[front])
+    ax.step(x[front][order], y[front][order], where="post", color=FRONT_COLOR, linewidth=1.5,
+            label=f"Pareto front ({cost} vs {metric.label})")
+    ax.scatter(x[front], y[front], s=80, facecolors="none", edgecolors=FRONT_COLOR, zorder=3)
+    for xi, yi, label in zip(x, y, points["label"], strict=True):
+        ax.annotate(str(label), (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axhline(value * metric.scale, color="0.4", linestyle=style, linewidth=1, label=label)
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel(metric.label)
+    fig.suptitle(title or f"{metric.label} vs {cost}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def seeds_plot(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Metric],
+               path: Path, title: str = "") -> Path:
+    """Per metric, a box per group with every seed's score drawn on top."""
+    labels, parts = _group_labels(jobs, group_by)
+    width = min(14.0, max(5.0, 0.9 * len(labels) + 2))
+    fig = Figure(figsize=(width, 4.0 * len(metrics)), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
+    positions = np.arange(1, len(labels) + 1)
+    many = len(labels) > 4  # slant long tick labels
+    for ax, metric in zip(axes, metrics, strict=True):
+        values = [part[metric.key].dropna().to_numpy(dtype=float) * metric.scale
+                  for part in parts]
+        ax.boxplot(values, positions=positions, widths=0.5, showfliers=False)
+        for pos, vals in zip(positions, values, strict=True):
+            ax.scatter(pos + rng.uniform(-0.12, 0.12, len(vals)), vals, s=18, alpha=0.8,
+                       color="tab:blue", zorder=3)
+        ax.set_xticks(positions, labels, rotation=30 if many else 0,
+                      ha="right" if many else "center", fontsize=8)
+        ax.set_ylabel(metric.label)
+        ax.set_xlabel(" / ".join(group_by))
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or "spread over seeds", fontsize=10)
+    axes[0].set_title("one dot per seed", fontsize=8)
+    fig.savefig(path, dpi=150)
+    return path
+
+
+def _group_labels(jobs: pd.DataFrame, group_by: Sequence[str]
+                  ) -> tuple[list[str], list[pd.DataFrame]]:
+    labels, parts = [], []
+    for values, part in jobs.groupby(list(group_by), sort=False, dropna=False):
+        labels.append(" ".join(str(v) for v in values))
+        parts.append(part)
+    return labels, parts

@@ -1,0 +1,161 @@
+"""Tables as text: our rows (mean ± std), trivial baselines, the paper's numbers; Markdown, LaTeX.
+
+Every builder returns a DataFrame of strings, ready for :func:`to_markdown` or :func:`to_latex`,
+plus the notes to print under it (scale, baseline sources, the paper's source).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from lmcompress.report.config import Baseline, Metric, PaperRef, paper_table
+
+DASH = "–"
+LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+         "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+         "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "×": r"$\times$", "–": "--", ">": r"$>$"}
+
+
+def results_table(stats: pd.DataFrame, metrics: Sequence[Metric],
+                  baselines: Sequence[Baseline] = (), paper: PaperRef | None = None,
+                  params: pd.Series | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Our groups (n, mean ± std), the paper's number and Δ beside ours, then baseline rows.
+
+    Args:
+        stats: :func:`lmcompress.report.stats.aggregate` output.
+        metrics: the metric columns, in order.
+        baselines: trivial-predictor rows appended below ours.
+        paper: the published table our rows reproduce.
+        params: parameter count per group (index as ``stats``), shown in millions.
+    """
+    groups = stats.index.to_frame(index=False)
+    table = groups.map(_text)
+    counts = stats.xs("n", axis=1, level=1)
+    table["n"] = counts.max(axis=1).astype(int).to_numpy()
+    if params is not None:
+        millions = params.reindex(stats.index).to_numpy(dtype=float) / 1e6
+        table["params (M)"] = [DASH if math.isnan(p) else f"{p:.1f}" for p in millions]
+    for m in metrics:
+        table[m.label] = [mean_std(mean, std, n, n_all, m) for mean, std, n, n_all in zip(
+            stats[(m.key, "mean")], stats[(m.key, "std")], counts[m.key], table["n"], strict=True)]
+    notes = ["Mean ± sample std over seeds; n = seeds (jobs) per row."]
+    scaled = sorted({f"{m.label} ×{m.scale:g}" for m in metrics if m.scale != 1})
+    if scaled:
+        notes.append("Scaled: " + ", ".join(scaled) + ".")
+    if paper is not None:
+        notes.append(add_paper_columns(table, groups, stats, metrics, paper))
+    for baseline in baselines:
+        table = pd.concat([table, baseline_row(baseline, metrics, list(groups.columns))])
+        notes.append(f"Baseline '{baseline.name}': {baseline.source}")
+    return table.fillna("").astype(str).reset_index(drop=True), notes
+
+
+def mean_std(mean: float, std: float, n: int, n_row: int, metric: Metric) -> str:
+    """``"83.67 ± 0.50"`` (scaled), ``"83.67"`` for one seed, ``(n=k)`` when seeds are missing."""
+    if n == 0 or math.isnan(mean):
+        return DASH
+    text = _number(mean * metric.scale, metric)
+    if n > 1:
+        text += f" ± {_number(std * metric.scale, metric)}"
+    return text if n == n_row else f"{text} (n={n})"
+
+
+def add_paper_columns(table: pd.DataFrame, groups: pd.DataFrame, stats: pd.DataFrame,
+                      metrics: Sequence[Metric], ref: PaperRef) -> str:
+    """Insert ``paper <metric>`` and ``Δ <metric>`` (ours − paper) after each metric it has.
+
+    Only the rows selected by ``ref.rows`` get numbers. Returns the note naming the source.
+    """
+    source = paper_table(ref.table)
+    numbers = source["numbers"].get(ref.task)
+    if numbers is None:
+        raise KeyError(f"paper table {ref.table!r} has no task {ref.task!r}: "
+                       f"{sorted(source['numbers'])}")
+    chosen = pd.Series(True, index=groups.index)
+    for key, value in ref.rows.items():
+        if key not in groups:
+            raise KeyError(f"paper.rows key {key!r} is not a group_by column: {list(groups)}")
+        chosen &= groups[key].astype(str) == str(value)
+    for m in metrics:
+        paper_value = numbers.get(m.key.rsplit("/", 1)[-1])
+        if paper_value is None:
+            continue
+        ours = stats[(m.key, "mean")].to_numpy() * m.scale
+        column = table.columns.get_loc(m.label)
+        table.insert(column + 1, f"paper {m.label}",
+                     [f"{paper_value:g}" if pick else "" for pick in chosen])
+        table.insert(column + 2, f"Δ {m.label}",
+                     [_number(d, m, sign=True) if pick else "" for d, pick in
+                      zip(ours - paper_value, chosen, strict=True)])
+    status = "Verified" if source.get("verified") else "Not verified against the paper"
+    return (f"Paper: {source['title']}; task {ref.task}. Source: {source['source']}. "
+            f"{status}: {source.get('checked', 'no check recorded')}")
+
+
+def baseline_row(baseline: Baseline, metrics: Sequence[Metric], group_by: list[str]
+                 ) -> pd.DataFrame:
+    """One row: the baseline's name in the first group column, its scaled scores."""
+    row: dict[str, Any] = {column: "" for column in group_by}
+    row[group_by[0]] = baseline.name
+    row["n"] = DASH
+    for m in metrics:
+        value = baseline.values.get(m.key)
+        row[m.label] = DASH if value is None else _number(value * m.scale, m)
+    return pd.DataFrame([row])
+
+
+def paired_table(results: pd.DataFrame, metrics: Sequence[Metric]) -> pd.DataFrame:
+    """Paired-test rows (``paired_test`` output plus ``comparison`` and ``metric``) as text."""
+    by_key = {m.key: m for m in metrics}
+    fixed = ["comparison", "metric", "n", "mean_diff", "std_diff", "t", "p", "a_wins"]
+    table = results[[c for c in results.columns if c not in fixed]].map(_text)
+    table["A − B"] = results["comparison"]
+    table["metric"] = [by_key[k].label for k in results["metric"]]
+    table["seeds"] = results["n"]
+    table["mean diff"] = [_number(d * by_key[k].scale, by_key[k], sign=True)
+                          for d, k in zip(results["mean_diff"], results["metric"], strict=True)]
+    table["sd diff"] = [_number(s * by_key[k].scale, by_key[k])
+                        for s, k in zip(results["std_diff"], results["metric"], strict=True)]
+    table["A > B"] = [f"{w}/{n}" for w, n in zip(results["a_wins"], results["n"], strict=True)]
+    table["t"] = [DASH if math.isnan(t) else f"{t:.2f}" for t in results["t"]]
+    table["p"] = [DASH if math.isnan(p) else f"{p:.3g}" for p in results["p"]]
+    return table.astype(str)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |"
+
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    return "\n".join([line(table.columns), rule, *(line(row) for row in table.itertuples(False))])
+
+
+def to_latex(table: pd.DataFrame, left: int = 1, comment: str = "") -> str:
+    """A booktabs ``tabular``: the first ``left`` columns left-aligned, the others right."""
+    def line(cells: Sequence[Any]) -> str:
+        return " & ".join("".join(LATEX.get(ch, ch) for ch in str(c)) for c in cells) + r" \\"
+
+    spec = "l" * left + "r" * (len(table.columns) - left)
+    head = [f"% {text}" for text in comment.splitlines()]
+    return "\n".join([*head, rf"\begin{{tabular}}{{{spec}}}", r"\toprule", line(table.columns),
+                      r"\midrule", *(line(row) for row in table.itertuples(False)),
+                      r"\bottomrule", r"\end{tabular}", ""])
+
+
+def _number(value: float, metric: Metric, sign: bool = False) -> str:
+    if value is None or math.isnan(value):
+        return DASH
+    text = f"{value:{'+' if sign else ''}.{metric.decimals}f}"
+    return text.replace("-", "−") if sign else text
+
+
+def _text(value: Any) -> str:
+    """A group value as shown: NaN / None as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return str(value)
