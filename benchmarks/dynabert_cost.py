@@ -1,0 +1,152 @@
+"""Cost of DynaBERT sub-networks of MiniLM-L6: supernet training steps and exported inference.
+
+(a) Training: the embedded MiniLM-L6 (6 x 384, 12 heads, FFN 1536) with a 2-label head, made
+dynamic; one step = forward + backward + AdamW at each (width, depth) on the same batch. Steps
+of all sub-networks are interleaved, so machine noise hits them alike; the ratio is the median
+over repeats of (sub-network step time / full-model step time).
+(b) Inference: every sub-network exported with ``extract_subnetwork``, timed in eval mode under
+``torch.no_grad`` at each batch size, interleaved; speed-up = median over repeats of (full /
+sub-network latency). The FLOP ratio counts the encoder's matmuls (Q/K/V, scores, context,
+attention output, FFN; docs/dynabert.md §8): a sliced model that does no worse than its smaller
+matmuls imply has speed-up / FLOP ratio near 1 (>= 0.8 is the bar).
+
+    python benchmarks/dynabert_cost.py                          # B=32, n=128, both parts
+    python benchmarks/dynabert_cost.py --part inference --repeats 20 --batches 1,32
+    python benchmarks/dynabert_cost.py --part training --repeats 10 --seq 64 --threads 2
+
+With --repeats 2 both parts together took 3 min 50 s on a 2-core machine busy with other jobs;
+--part splits the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+
+import torch
+from transformers import AutoModelForSequenceClassification, logging
+
+from lmcompress.models.dynabert import (
+    DEPTHS,
+    WIDTHS,
+    encoder_flops,
+    extract_subnetwork,
+    param_count,
+    set_subnet,
+    subnet_shape,
+)
+from lmcompress.models.hub import resolve_model_path
+
+GRID = list(itertools.product(WIDTHS, DEPTHS))  # (1.0, 1.0) first: the baseline
+
+
+def load_minilm() -> torch.nn.Module:
+    logging.set_verbosity_error()  # the fresh classifier's "newly initialized" notice
+    path = resolve_model_path("embedded:minilm-l6")
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+
+
+def batch(size: int, seq: int, vocab: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seq)
+    lengths = torch.randint(seq // 3, seq + 1, (size,), generator=g)
+    lengths[0] = seq
+    mask = (torch.arange(seq)[None] < lengths[:, None]).long()
+    ids = torch.randint(1000, vocab, (size, seq), generator=g) * mask
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids),
+            "labels": torch.randint(0, 2, (size,), generator=g)}
+
+
+def train_step(model, optim, data, width: float, depth: float) -> float:
+    start = time.perf_counter()
+    set_subnet(model, width, depth)
+    model(**data).loss.backward()
+    optim.step()
+    optim.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def forward_time(model, data) -> float:
+    start = time.perf_counter()
+    model(**data)
+    return time.perf_counter() - start
+
+
+def paired_medians(times: dict, base) -> tuple[dict, dict]:
+    """Median time of each key, and median over repeats of (time / base time) per key."""
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {k: statistics.median(a / b for a, b in zip(v, times[base], strict=True))
+              for k, v in times.items()}
+    return medians, ratios
+
+
+def training(model, data, repeats: int) -> None:
+    model.train()
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    for width, depth in GRID:  # warm-up (allocator, first-call overheads)
+        train_step(model, optim, data, width, depth)
+    times = {wd: [] for wd in GRID}
+    for _ in range(repeats):
+        for wd in GRID:
+            times[wd].append(train_step(model, optim, data, *wd))
+    medians, ratios = paired_medians(times, (1.0, 1.0))
+    print("| width | depth | heads | FFN | layers | s/step | step / full |")
+    print("|---|---|---|---|---|---|---|")
+    for wd in GRID:
+        heads, ffn, kept = subnet_shape(model.config, *wd)
+        print(f"| {wd[0]} | {wd[1]} | {heads} | {ffn} | {len(kept)} | {medians[wd]:.3f} | "
+              f"{ratios[wd]:.3f} |", flush=True)
+    set_subnet(model, 1.0, 1.0)
+
+
+def inference(model, seq: int, batch_sizes: list[int], repeats: int) -> None:
+    exported = {wd: extract_subnetwork(model, *wd).eval() for wd in GRID}
+    full_flops = encoder_flops(model.config, 1.0, 1.0, seq)
+    for size in batch_sizes:
+        data = batch(size, seq, model.config.vocab_size)
+        data.pop("labels")
+        for small in exported.values():  # warm-up
+            forward_time(small, data)
+        times = {wd: [] for wd in GRID}
+        for _ in range(repeats):
+            for wd, small in exported.items():
+                times[wd].append(forward_time(small, data))
+        medians, ratios = paired_medians(times, (1.0, 1.0))
+        print(f"\nbatch {size} x {seq}\n")
+        print("| width | depth | params (M) | FLOP ratio | ms | speed-up | speed-up / FLOP ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for wd in GRID:
+            flop_ratio = full_flops / encoder_flops(model.config, *wd, seq)
+            speedup = 1 / ratios[wd]
+            print(f"| {wd[0]} | {wd[1]} | {param_count(model, *wd) / 1e6:.1f} | "
+                  f"{flop_ratio:.2f}x | {medians[wd] * 1e3:.1f} | {speedup:.2f}x | "
+                  f"{speedup / flop_ratio:.2f} |", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=["both", "training", "inference"], default="both")
+    p.add_argument("--batch", type=int, default=32, help="training batch size")
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--batches", default="1,32", help="inference batch sizes")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_minilm()
+    print(f"MiniLM-L6 (6 x 384, 12 heads, FFN 1536), 2 labels, fp32, {torch.get_num_threads()} "
+          f"threads, sequence length {args.seq}, median of {args.repeats} interleaved repeats\n")
+    if args.part in ("both", "training"):
+        print(f"(a) supernet training step, batch {args.batch}\n")
+        training(model, batch(args.batch, args.seq, model.config.vocab_size), args.repeats)
+    if args.part in ("both", "inference"):
+        print("\n(b) exported sub-networks, inference")
+        inference(model, args.seq, [int(b) for b in args.batches.split(",")], args.repeats)
+
+
+if __name__ == "__main__":
+    main()
