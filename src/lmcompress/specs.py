@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 T = TypeVar("T")
 TASK_KINDS = ("classification", "regression", "token_classification")
 STUDENT_INITS = ("teacher_layers", "pretrained", "config")
+MODEL_HEADS = ("pooler", "scalar_mix_cnn")
 
 
 class SpecError(ValueError):
@@ -126,6 +127,14 @@ class ModelSpec:
     """Load the reference's weights (false: random init from its config + ``config``)."""
     config: dict[str, Any] = field(default_factory=dict)
     """Config attributes set on top (depth, width, heads); unknown attributes are refused."""
+    head: str = "pooler"
+    """pooler: the model's standard HF head | scalar_mix_cnn: the AMoC paper's scalar mix over
+    all hidden states + CNN head (sequence classification, fixed-length inputs; docs/amoc.md)."""
+
+    def check(self, key: str) -> None:
+        """Refuse an unknown head."""
+        if self.head not in MODEL_HEADS:
+            raise SpecError(f"{key}.head={self.head!r}: choose from {MODEL_HEADS}")
 
 
 @dataclass
@@ -137,6 +146,7 @@ class TeacherSpec(ModelSpec):
 
     def check(self, key: str) -> None:
         """A teacher needs weights: a reference or a checkpoint."""
+        super().check(key)
         if not self.name_or_path and not self.checkpoint and self.pretrained:
             raise SpecError(f"{key}: set {key}.name_or_path (an export) or {key}.checkpoint")
 

@@ -36,6 +36,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from lmcompress.models import mixcnn
 from lmcompress.specs import ModelSpec, TaskSpec
 
 EMBEDDED_PREFIX = "embedded:"
@@ -147,6 +148,11 @@ def build_config(spec: ModelSpec, task: TaskSpec, key: str = "model") -> Pretrai
         config = AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path))
     else:
         config = AutoConfig.for_model(overrides.pop("model_type", "bert"))
+    if spec.head == "scalar_mix_cnn":  # before the overrides: they may set the head's settings
+        if task.kind == "token_classification":
+            raise ValueError(f"{key}.head=scalar_mix_cnn classifies whole sequences; use "
+                             f"{key}.head=pooler for task.kind=token_classification")
+        config = mixcnn.as_mixcnn_config(config)
     for name, value in overrides.items():
         if name == "model_type":
             continue
@@ -169,6 +175,8 @@ def build_model(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PreTrain
 
     With ``pretrained=True``, config overrides that change tensor shapes make loading fail
     (use ``pretrained=false``, or a distillation student's ``init=teacher_layers``).
+    ``spec.head=scalar_mix_cnn`` gives the AMoC base model (``models/mixcnn.py``): its config
+    class maps to that model in the Auto classes; only the encoder's weights are loaded.
     """
     config = build_config(spec, task, key)
     auto = AutoModelForTokenClassification if task.kind == "token_classification" else (

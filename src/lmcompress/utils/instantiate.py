@@ -10,12 +10,15 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 
-def instantiate_plain(node: DictConfig, **extra: Any) -> Any:
+def instantiate_plain(node: DictConfig | dict[str, Any], **extra: Any) -> Any:
     """``node._target_(**node, **extra)`` with containers converted to dicts/lists.
 
     Unlike ``hydra.utils.instantiate`` nothing nested is instantiated (a task's ``source`` stays a
     dict inside a module's hyperparameters) and an unknown key fails with the config path.
+    A plain dict works too (e.g. a data stream's ``source`` inside the resolved ``data`` node).
     """
+    if not isinstance(node, DictConfig):
+        node = OmegaConf.create(dict(node))
     kwargs = OmegaConf.to_container(node, resolve=True)
     target = kwargs.pop("_target_", None)
     where = node._get_full_key(None) or "<root>"

@@ -1,0 +1,133 @@
+"""Which layer sets to remove, and which parameters each candidate re-trains (docs/amoc.md).
+
+A candidate is a set of 0-based encoder layers to remove; its budget ``k`` is the set's size.
+Fixed patterns are the baselines of Sajjad et al., "On the Effect of Dropping Layers of
+Pre-trained Transformer Models" ("Poor Man's BERT"): top-k, bottom-k and alternate layers.
+
+Trainable rule after removal (the rest stays frozen at the base model's weights):
+
+* ``official`` (the released code): for every maximal run of removed layers ``a..b``, the layer
+  below it (``a - 1``), or the embeddings when ``a = 0``; plus the head.
+* ``all``: the embeddings, every remaining layer and the head.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PATTERNS = ("top", "bottom", "alternate")
+RULES = ("official", "all")
+EMBEDDINGS = -1  # "first changed layer" of a candidate that re-trains the embeddings
+
+
+@dataclass(frozen=True, order=True)
+class Candidate:
+    """A set of removed layers (sorted, 0-based)."""
+
+    removed: tuple[int, ...]
+
+    @property
+    def k(self) -> int:
+        """The budget: how many layers are removed."""
+        return len(self.removed)
+
+    @property
+    def name(self) -> str:
+        """``"1+3"`` for layers 1 and 3 (the ``removed`` column of candidates.csv)."""
+        return "+".join(str(i) for i in self.removed)
+
+    @classmethod
+    def parse(cls, name: str) -> Candidate:
+        """The inverse of :attr:`name`."""
+        return cls(tuple(sorted(int(i) for i in str(name).split("+"))))
+
+
+@dataclass(frozen=True)
+class Trainable:
+    """What a candidate re-trains besides its head (layer indices of the base model)."""
+
+    embeddings: bool
+    layers: tuple[int, ...]
+
+
+def check_budgets(budgets: Sequence[int], num_layers: int) -> list[int]:
+    """Sorted budgets, refusing an empty list or a size outside 1..L-1."""
+    if not budgets:
+        raise ValueError("amoc.budgets is empty: give the numbers of layers to remove, e.g. [1, 2]")
+    bad = [k for k in budgets if not 1 <= int(k) < num_layers]
+    if bad:
+        raise ValueError(f"amoc.budgets: cannot remove {bad[0]} of {num_layers} layers (each "
+                         f"budget must be in 1..{num_layers - 1})")
+    return sorted({int(k) for k in budgets})
+
+
+def fixed_pattern(pattern: str, num_layers: int, k: int) -> Candidate | None:
+    """The layers a fixed-pattern baseline removes; None when the pattern cannot remove ``k``.
+
+    ``alternate`` removes every other layer from the top (L-1, L-3, ...), so ``k <= ceil(L/2)``.
+    """
+    if pattern == "top":
+        return Candidate(tuple(range(num_layers - k, num_layers)))
+    if pattern == "bottom":
+        return Candidate(tuple(range(k)))
+    if pattern == "alternate":
+        layers = tuple(range(num_layers - 1, -1, -2))[:k]
+        return Candidate(tuple(sorted(layers))) if len(layers) == k else None
+    raise ValueError(f"unknown layer-dropping pattern {pattern!r}; choose from {PATTERNS}")
+
+
+def enumerate_candidates(num_layers: int, budgets: Sequence[int],
+                         per_budget: int | None = None, seed: int = 0,
+                         patterns: Sequence[str] = PATTERNS) -> list[Candidate]:
+    """Every layer subset of each budget, or a seeded sample of ``per_budget`` per budget.
+
+    A sample always contains the fixed patterns, so the baselines can be scored.
+    """
+    out: set[Candidate] = set()
+    for k in check_budgets(budgets, num_layers):
+        subsets = [Candidate(c) for c in itertools.combinations(range(num_layers), k)]
+        if per_budget is not None and per_budget < len(subsets):
+            if per_budget < 1:
+                raise ValueError(f"amoc.sample_per_budget={per_budget}: must be >= 1")
+            subsets = random.Random(seed * 1000 + k).sample(subsets, per_budget)
+            subsets += [c for p in patterns if (c := fixed_pattern(p, num_layers, k))]
+        out.update(subsets)
+    return sorted(out, key=lambda c: (c.k, c.removed))
+
+
+def _runs(layers: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Maximal runs of consecutive integers: (1, 2, 4) -> [(1, 2), (4, 4)]."""
+    runs: list[tuple[int, int]] = []
+    for i in layers:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
+def trainable_parts(num_layers: int, candidate: Candidate, rule: str) -> Trainable:
+    """What ``candidate`` re-trains under ``rule`` (see the module docstring)."""
+    if rule not in RULES:
+        raise ValueError(f"amoc.trainable={rule!r}: choose from {RULES}")
+    kept = tuple(i for i in range(num_layers) if i not in candidate.removed)
+    if rule == "all":
+        return Trainable(embeddings=True, layers=kept)
+    below = [start - 1 for start, _ in _runs(candidate.removed)]
+    return Trainable(embeddings=EMBEDDINGS in below,
+                     layers=tuple(i for i in below if i != EMBEDDINGS))
+
+
+def first_changed(num_layers: int, candidate: Candidate, rule: str) -> int:
+    """The lowest layer whose output can differ from the base model's (-1: the embeddings).
+
+    Layers below it are kept and frozen, so they compute exactly the base model's hidden
+    states: a candidate runs from this layer upward on cached states (``amoc/cache.py``).
+    """
+    parts = trainable_parts(num_layers, candidate, rule)
+    if parts.embeddings:
+        return EMBEDDINGS
+    return min(min(candidate.removed), *parts.layers)

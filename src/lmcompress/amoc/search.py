@@ -1,0 +1,273 @@
+"""One AMoC search for a fine-tuned base model: every candidate against every target domain.
+
+The phases run in this order, so no target label can inform a feature (docs/amoc.md):
+
+1. cache the base model on the source train and dev splits and on each target's unlabelled text;
+2. per candidate: remove its layers, fine-tune it briefly on the source (from its first changed
+   layer, on the cache), compute its features; keep only its re-trained parameters;
+3. optionally re-run a few candidates on the independent (uncached) path, for the cost ratio;
+4. only then load each target's labelled test split (and the source's test split), and score
+   every candidate on it.
+
+The result is one row per (target, candidate): identifiers, features, then the true scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lmcompress.amoc import features as feats
+from lmcompress.amoc.ate import ate
+from lmcompress.amoc.cache import (
+    SplitCache,
+    batch_plan,
+    build_cache,
+    check_supported,
+    states_needed,
+)
+from lmcompress.amoc.candidates import (
+    PATTERNS,
+    Candidate,
+    enumerate_candidates,
+    first_changed,
+    trainable_parts,
+)
+from lmcompress.amoc.removal import remove_layers
+from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
+from lmcompress.models.surgery import encoder_layers
+from lmcompress.specs import SpecError, parse
+
+log = logging.getLogger(__name__)
+Loader = Callable[[], tuple[Any, Callable]]
+"""``() -> (tokenised dataset, collator)``: a split is only read when the loader is called."""
+
+
+@dataclass
+class SearchSpec:
+    """What to search and how (YAML: ``callbacks.amoc``; docs/amoc.md)."""
+
+    budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """Numbers of layers to remove (each 1..L-1)."""
+    sample_per_budget: int | None = None
+    """null: every subset of each size; n: a seeded sample of n per size (+ fixed patterns)."""
+    trainable: str = "official"
+    """official: the layer below each removed run (or the embeddings) + head | all."""
+    patterns: list[str] = field(default_factory=lambda: list(PATTERNS))
+    """Fixed-pattern baselines (top, bottom, alternate)."""
+    metric: str | None = None
+    """Score of source dev and target test (null: macro_f1, or token_accuracy for tagging)."""
+    eval_batch_size: int = 64
+    """Batch size of every evaluation pass."""
+    seed: int = 42
+    """Seeds the candidate sample and the domain classifier's cross-validation."""
+    independent_subset: int = 0
+    """Re-run the first n candidates without the cache to time both paths (0: skip)."""
+    train: dict[str, Any] | TrainSpec = field(default_factory=TrainSpec)
+    """The brief fine-tune of each candidate (``TrainSpec`` keys)."""
+
+    def check(self, key: str) -> None:
+        """Parse ``train`` and refuse impossible sizes."""
+        self.train = parse(TrainSpec, self.train, f"{key}.train")
+        if self.eval_batch_size < 1 or self.independent_subset < 0:
+            raise SpecError(f"{key}: eval_batch_size must be >= 1, independent_subset >= 0")
+
+
+@dataclass
+class SearchData:
+    """The splits of one source domain and its targets (read lazily, see ``Loader``)."""
+
+    source: str
+    kind: str
+    train: Loader
+    dev: Loader
+    test: Loader | None
+    targets: dict[str, tuple[Loader, Loader]]
+    """``{T: (unlabelled text for the ATE, labelled test split)}``."""
+    special_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Trained:
+    """A candidate after its brief fine-tune, with its label-free features."""
+
+    candidate: Candidate
+    start: int
+    params: int
+    stats: dict[str, float]
+    features: dict[str, float]
+    ate_target: dict[str, float]
+    state: dict[str, Any]
+
+
+class Search:
+    """Run the phases of the module docstring for one base model and its data."""
+
+    def __init__(self, base: Any, data: SearchData, spec: SearchSpec):
+        check_supported(base)
+        self.base, self.data, self.spec = base.eval(), data, spec
+        self.metric = feats.metric_for(data.kind, spec.metric)
+        self.num_layers = len(encoder_layers(base))
+        self.candidates = enumerate_candidates(self.num_layers, spec.budgets,
+                                               spec.sample_per_budget, spec.seed, spec.patterns)
+        self.starts = {c: first_changed(self.num_layers, c, spec.trainable)
+                       for c in self.candidates}
+        self.keep = states_needed(base, self.starts.values())
+        self.train: SplitCache | None = None  # the base model's passes (phase 1)
+        self.dev: SplitCache | None = None
+        self.ate_splits: dict[str, SplitCache] = {}
+        self.base_source_score = float("nan")
+        self.timing: dict[str, float] = {}
+        self.independent: dict[str, Any] = {}
+
+    def cache(self, name: str, loader: Loader, train: bool = False) -> SplitCache:
+        """The base model's pass over one split (training splits: shuffled, train batch size)."""
+        dataset, collator = loader()
+        if len(dataset) == 0:
+            raise ValueError(f"AMoC split '{name}' has no examples")
+        size = self.spec.train.batch_size if train else self.spec.eval_batch_size
+        plan = batch_plan(len(dataset), size, self.spec.train.seed if train else None)
+        return build_cache(self.base, name, dataset, collator, plan, self.keep, self.data.kind,
+                           self.data.special_ids)
+
+    def candidate_model(self, candidate: Candidate) -> tuple[Any, int]:
+        """The base model without ``candidate``'s layers, frozen but for its trainable parts."""
+        model = remove_layers(self.base, candidate.removed)
+        kept = [i for i in range(self.num_layers) if i not in candidate.removed]
+        params = set_trainable(model, trainable_parts(self.num_layers, candidate,
+                                                      self.spec.trainable), kept)
+        return model, params
+
+    def run(self) -> pd.DataFrame:
+        """All phases; one row per (target, candidate)."""
+        tic = time.perf_counter()
+        self.train = self.cache("source_train", self.data.train, train=True)
+        self.dev = self.cache("source_dev", self.data.dev)
+        self.ate_splits = {t: self.cache(f"{t}_unlabeled", ate_loader)
+                           for t, (ate_loader, _) in self.data.targets.items()}
+        self.base_source_score = feats.score(_base(self.dev), self.dev, self.metric)
+        pair = self.pair_features()
+        self.timing["cache_s"] = time.perf_counter() - tic
+        trained = []
+        for i, candidate in enumerate(self.candidates):
+            trained.append(self.fit(candidate))
+            log.info("amoc candidate %d/%d removed=%s start=%d %.1fs", i + 1,
+                     len(self.candidates), candidate.name, trained[-1].start,
+                     trained[-1].stats["seconds"])
+        self.timing["search_s"] = time.perf_counter() - tic
+        if self.spec.independent_subset:
+            self.time_independent(trained[:self.spec.independent_subset])
+        self.train = None  # free the largest cache: the test splits are cached next
+        return self.score(trained, pair)
+
+    def pair_features(self) -> dict[str, dict[str, float]]:
+        """Per target: domain distance to the source and the base model's confidence on it."""
+        out = {}
+        for target, split in self.ate_splits.items():
+            conf, entropy = feats.confidence(split)
+            distance = feats.proxy_a_distance(feats.pooled(self.dev), feats.pooled(split),
+                                              self.spec.seed)
+            out[target] = {"domain_distance": distance, "base_confidence": conf,
+                           "base_entropy": entropy}
+        return out
+
+    def fit(self, candidate: Candidate) -> Trained:
+        """Phase 2 for one candidate: fine-tune on the cache, then its label-free features."""
+        tic = time.perf_counter()
+        model, params = self.candidate_model(candidate)
+        start = self.starts[candidate]
+        stats = train_candidate(model, start, self.train, self.spec.train)
+        dev = predict(model, start, self.dev)
+        source_score = feats.score(dev, self.dev, self.metric)
+        features = {"ate_source": ate(_base(self.dev), dev, _masks(self.dev)),
+                    "source_score": source_score,
+                    "source_drop": source_score - self.base_source_score}
+        ate_target = {t: ate(_base(s), predict(model, start, s), _masks(s))
+                      for t, s in self.ate_splits.items()}
+        stats = {**stats, "train_seconds": stats["seconds"], "seconds": time.perf_counter() - tic}
+        return Trained(candidate, start, params, stats, features, ate_target,
+                       trained_state(model))
+
+    def time_independent(self, trained: list[Trained]) -> None:
+        """Phase 3: the same work without the cache, and how far its predictions differ."""
+        cached, independent, diff = 0.0, 0.0, 0.0
+        for item in trained:
+            tic = time.perf_counter()
+            model, _ = self.candidate_model(item.candidate)
+            train_candidate(model, item.start, self.train, self.spec.train, cached=False)
+            dev = predict(model, item.start, self.dev, cached=False)
+            for split in self.ate_splits.values():
+                predict(model, item.start, split, cached=False)
+            independent += time.perf_counter() - tic
+            cached += item.stats["seconds"]
+            restored = self.restore(item)
+            again = predict(restored, item.start, self.dev)
+            diff = max(diff, max(float((a - b).abs().max()) for a, b in zip(dev, again,
+                                                                             strict=True)))
+        self.independent = {"candidates": len(trained), "cached_s": cached,
+                            "independent_s": independent,
+                            "ratio": independent / cached if cached else float("nan"),
+                            "max_abs_prob_diff": diff}
+        log.info("amoc cost: independent %.1fs vs cached %.1fs on %d candidates (x%.2f)",
+                 independent, cached, len(trained), self.independent["ratio"])
+
+    def restore(self, item: Trained) -> Any:
+        """A trained candidate rebuilt from the base model and its re-trained parameters."""
+        model, _ = self.candidate_model(item.candidate)
+        missing = set(item.state) - set(dict(model.named_parameters()))
+        if missing:
+            raise KeyError(f"trained parameters {sorted(missing)[:3]} not in the candidate")
+        model.load_state_dict(item.state, strict=False)
+        return model.eval()
+
+    def score(self, trained: list[Trained], pair: dict[str, dict[str, float]]) -> pd.DataFrame:
+        """Phase 4: read the labelled test splits now, score every candidate on them."""
+        tic = time.perf_counter()
+        tests = {t: self.cache(f"{t}_test", test) for t, (_, test) in self.data.targets.items()}
+        source_test = self.cache("source_test", self.data.test) if self.data.test else None
+        base_scores = {t: feats.score(_base(s), s, self.metric) for t, s in tests.items()}
+        base_source_test = (feats.score(_base(source_test), source_test, self.metric)
+                            if source_test and source_test.labelled else float("nan"))
+        rows = []
+        for item in trained:
+            model = self.restore(item)
+            source_test_score = (feats.score(predict(model, item.start, source_test),
+                                             source_test, self.metric)
+                                 if source_test and source_test.labelled else float("nan"))
+            for target, split in tests.items():
+                value = feats.score(predict(model, item.start, split), split, self.metric)
+                rows.append(self.row(item, target, pair[target], {
+                    "target_score": value, "target_drop": value - base_scores[target],
+                    "base_target_score": base_scores[target],
+                    "source_test_score": source_test_score,
+                    "base_source_score": self.base_source_score,
+                    "base_source_test_score": base_source_test}))
+        self.timing["score_s"] = time.perf_counter() - tic
+        return pd.DataFrame(rows)
+
+    def row(self, item: Trained, target: str, pair: dict[str, float],
+            outcomes: dict[str, float]) -> dict[str, Any]:
+        """One candidates.csv row: identifiers, features, true scores, then bookkeeping."""
+        removed = set(item.candidate.removed)
+        return {
+            "source": self.data.source, "target": target, "removed": item.candidate.name,
+            "rule": self.spec.trainable, "ate_target": item.ate_target[target],
+            **item.features, "n_removed": item.candidate.k, **pair,
+            **{c: int(i in removed) for i, c in enumerate(feats.indicator_columns(
+                self.num_layers))},
+            **outcomes, "metric": self.metric, "first_changed": item.start,
+            "trainable_params": item.params, "train_loss": item.stats["loss"],
+            "train_seconds": item.stats["train_seconds"], "seconds": item.stats["seconds"]}
+
+
+def _base(split: SplitCache) -> list[Any]:
+    return [b.base_probs for b in split.batches]
+
+
+def _masks(split: SplitCache) -> list[Any]:
+    return [b.token_mask for b in split.batches]

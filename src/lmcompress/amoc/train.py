@@ -1,0 +1,156 @@
+"""The brief fine-tune of one candidate on the labelled source training set (docs/amoc.md).
+
+A plain torch loop with the official code's settings by default: AdamW (lr 1e-4, eps 1e-8,
+weight decay 0.01, none on biases and LayerNorm), no warm-up, linear decay to 0, gradient
+clipping at norm 2.0, one epoch of batches of 32, seeded. Only the parameters chosen by the
+trainable rule get gradients. ``cached=True`` runs from the candidate's first changed layer on
+the base model's cached states (``amoc/cache.py``); ``cached=False`` is the independent path
+that runs the whole model from the inputs: same batches, same random draws, same result.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from lmcompress.amoc.cache import IGNORE_INDEX, SplitCache, forward_from
+from lmcompress.amoc.candidates import EMBEDDINGS, Trainable
+from lmcompress.models.surgery import encoder_layers
+from lmcompress.specs import SpecError
+
+
+@dataclass
+class TrainSpec:
+    """How each candidate is fine-tuned after removal (defaults: the official code's)."""
+
+    lr: float = 1e-4
+    """Peak AdamW learning rate."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay (never on biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.0
+    """Fraction of the steps spent warming up linearly, then linear decay to 0."""
+    epochs: int = 1
+    """Passes over the source training set."""
+    batch_size: int = 32
+    """Training batch size."""
+    clip_norm: float = 2.0
+    """Gradient clipping (max global norm of the trainable parameters)."""
+    seed: int = 42
+    """Seeds the batch order and the dropout draws (same for every candidate)."""
+    dropout: bool = True
+    """Dropout in the layers from the first changed one up (frozen layers below: never)."""
+
+    def check(self, key: str) -> None:
+        """Refuse settings that train nothing or diverge at once."""
+        if not self.lr > 0 or self.epochs < 1 or self.batch_size < 1:
+            raise SpecError(f"{key}: lr={self.lr}, epochs={self.epochs} and "
+                            f"batch_size={self.batch_size} must be > 0")
+        if not 0 <= self.warmup_ratio < 1 or self.clip_norm <= 0:
+            raise SpecError(f"{key}: warmup_ratio={self.warmup_ratio} must be in [0, 1) and "
+                            f"clip_norm={self.clip_norm} > 0")
+
+
+def set_trainable(model: Any, parts: Trainable, kept: Sequence[int]) -> int:
+    """Freeze everything but the head and ``parts`` (base-model layer indices, ``kept`` order).
+
+    The head is every parameter outside the encoder, plus the pooler when the head reads it.
+    Returns the number of trainable parameters.
+    """
+    model.requires_grad_(False)
+    base = model.base_model
+    if parts.embeddings:
+        base.embeddings.requires_grad_(True)
+    position = {layer: pos for pos, layer in enumerate(kept)}
+    layers = encoder_layers(model)
+    for layer in parts.layers:
+        layers[position[layer]].requires_grad_(True)
+    prefix = model.base_model_prefix + "."
+    for name, param in model.named_parameters():
+        if not name.startswith(prefix) or name.startswith(prefix + "pooler."):
+            param.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def set_modes(model: Any, start: int, dropout: bool) -> None:
+    """Train mode from layer ``start`` up (if ``dropout``); the frozen layers below: eval."""
+    model.train(dropout)
+    if start == EMBEDDINGS:
+        return
+    model.base_model.embeddings.eval()
+    for layer in encoder_layers(model)[:start]:
+        layer.eval()
+
+
+def _optimizer(model: Any, spec: TrainSpec, steps: int) -> tuple[Any, Any]:
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:  # the official code's rule: no decay on biases and LayerNorm
+            plain = "bias" in name or "LayerNorm" in name or "layer_norm" in name
+            (no_decay if plain else decay).append(param)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=spec.lr, eps=spec.eps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * steps), steps)
+    return optimizer, scheduler
+
+
+def logits_of(model: Any, start: int, batch: Any, cached: bool) -> torch.Tensor:
+    """The candidate's logits on a cached batch, from the cache or from the inputs."""
+    return forward_from(model, start, batch) if cached else model(**batch.inputs).logits
+
+
+def train_candidate(model: Any, start: int, train: SplitCache, spec: TrainSpec,
+                    cached: bool = True) -> dict[str, float]:
+    """Fine-tune the trainable parameters of ``model`` (a candidate) in place.
+
+    Batches come from ``train`` in its cached order (shuffled per epoch after the first);
+    the global RNG is restored afterwards. Returns steps, mean loss and seconds.
+    """
+    if not train.labelled:
+        raise ValueError(f"split '{train.name}' has no labels: candidates train on labels")
+    steps = spec.epochs * len(train.batches)
+    optimizer, scheduler = _optimizer(model, spec, steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    tic, losses = time.perf_counter(), []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        set_modes(model, start, spec.dropout)
+        for epoch in range(spec.epochs):
+            order = list(range(len(train.batches)))
+            if epoch:
+                random.Random(spec.seed + epoch).shuffle(order)
+            for i in order:
+                batch = train.batches[i]
+                logits = logits_of(model, start, batch, cached)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                       batch.labels.reshape(-1), ignore_index=IGNORE_INDEX)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, spec.clip_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+    model.eval()
+    return {"steps": steps, "loss": sum(losses) / max(len(losses), 1),
+            "seconds": time.perf_counter() - tic}
+
+
+@torch.no_grad()
+def predict(model: Any, start: int, split: SplitCache, cached: bool = True) -> list[torch.Tensor]:
+    """Class probabilities of ``model`` (eval mode) on every batch of ``split``."""
+    model.eval()
+    return [logits_of(model, start, b, cached).float().softmax(-1) for b in split.batches]
+
+
+def trained_state(model: Any) -> dict[str, torch.Tensor]:
+    """A copy of the trainable parameters (all a candidate changed w.r.t. the base model)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

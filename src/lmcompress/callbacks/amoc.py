@@ -1,0 +1,133 @@
+"""AMoC at the end of a source-domain fine-tuning run: search layer-removal candidates per target.
+
+Rotman, Feder & Reichart, TACL 2021, arXiv:2101.07086 (docs/amoc.md). Attached by
+``conf/callbacks/amoc.yaml`` (the stage ``conf/amoc.yaml``)::
+
+    amoc:
+      _target_: lmcompress.callbacks.amoc.AMoCCallback
+      output_dir: ${paths.output_dir}
+      targets: null           # every declared target stream but the source's own domain
+      budgets: [1, 2, 3]
+      trainable: official
+
+At ``on_fit_end`` the best checkpoint's weights (else the current ones) are loaded into a copy
+of the model, and ``amoc.search.Search`` runs the candidates against the target domains declared
+as data streams (``conf/targets/``). Writes ``<output_dir>/amoc/candidates.csv`` (one row per
+source x target x candidate) and ``selection.json`` (per target and budget: the choice of the
+leave-one-target-out regression on this run's other targets, the baselines and the oracle; the
+fits; timing). It runs on one device (a multi-process run is refused at ``on_fit_start``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+
+from lmcompress.amoc.regression import RegressionSpec
+from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.select import analyse, json_safe
+from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
+from lmcompress.specs import parse
+from lmcompress.utils.checkpoints import read_checkpoint
+from lmcompress.utils.io import write_json_atomic
+
+log = logging.getLogger("lmcompress.amoc")
+
+
+class AMoCCallback(pl.Callback):
+    """Run an AMoC candidate search after fitting (see the module docstring).
+
+    Args:
+        output_dir: the run folder; results go to ``<output_dir>/amoc/``.
+        targets: target domain names (streams ``<T>_unlabeled`` and ``<T>_test``); null: all
+            declared ones except the source's domain. Naming the source's domain is refused.
+        source: the source domain's name in the tables (null: the task source's domain).
+        regression: ``RegressionSpec`` keys (response, features, p_enter, p_remove).
+        **search: ``SearchSpec`` keys (budgets, sample_per_budget, trainable, patterns, metric,
+            eval_batch_size, seed, independent_subset, train).
+    """
+
+    def __init__(self, output_dir: str, targets: list[str] | None = None,
+                 source: str | None = None, regression: dict[str, Any] | None = None,
+                 **search: Any):
+        self.out = Path(output_dir) / "amoc"
+        self.targets, self.source = targets, source
+        self.spec = parse(SearchSpec, search, "callbacks.amoc")
+        self.regression = parse(RegressionSpec, regression, "callbacks.amoc.regression")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the search runs in one process after fit; other ranks would wait at the next
+        # collective until they time out: refuse before training, not hours later
+        if trainer.world_size > 1:
+            raise RuntimeError(f"the AMoC search runs on one device, but world_size="
+                               f"{trainer.world_size}: use hardware=cpu or hardware=gpu")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        search = Search(self.base_model(trainer, pl_module),
+                        self.search_data(trainer.datamodule, pl_module.task), self.spec)
+        table = search.run()
+        write_csv_atomic(self.out / "candidates.csv", table)
+        analysis = analyse(table, self.regression, self.spec.patterns)
+        timing = {**search.timing, "candidates": len(search.candidates),
+                  "per_candidate_s": search.timing["search_s"] / len(search.candidates),
+                  "independent": search.independent}
+        write_json_atomic(self.out / "selection.json", json_safe({
+            "source": search.data.source, "targets": sorted(search.data.targets),
+            "metric": search.metric, "trainable": self.spec.trainable,
+            "budgets": self.spec.budgets, "response": self.regression.response,
+            "timing": timing, **analysis.to_json()}))
+        flat = {f"amoc/{k}": float(v) for k, v in timing.items() if isinstance(v, int | float)}
+        for logger in trainer.loggers:
+            logger.log_metrics(flat, step=trainer.global_step)
+        log.info("amoc: %d candidates x %d targets in %.1fs (cache %.1fs) -> %s",
+                 len(search.candidates), len(search.data.targets), timing["search_s"],
+                 timing["cache_s"], self.out)
+
+    @staticmethod
+    def base_model(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+        """A CPU fp32 copy of the model with the best checkpoint's weights (else current)."""
+        model = copy.deepcopy(pl_module.model).cpu().float()
+        checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+        if checkpoint:
+            state = read_checkpoint(Path(checkpoint))["state_dict"]
+            model.load_state_dict({k[len("model."):]: v for k, v in state.items()
+                                   if k.startswith("model.")})
+            log.info("amoc: base model = %s", checkpoint)
+        return model.eval()
+
+    def search_data(self, datamodule: Any, task: Any) -> SearchData:
+        """The source splits and target streams of the run's data module (read lazily)."""
+        def loader(name: str):
+            return lambda: (datamodule.features(name), datamodule.collator(name))
+
+        streams = {name: StreamInfo(domain_name(s.source), s.labels)
+                   for name, s in datamodule.streams.items()}
+        source_domain = domain_name(datamodule.source)
+        targets = resolve_targets(source_domain, streams, self.targets)
+        return SearchData(
+            source=self.source or source_domain or task.name, kind=task.kind,
+            train=loader("train"), dev=loader(datamodule.val_split),
+            test=loader(datamodule.test_split) if datamodule.test_split else None,
+            targets={t: (loader(s.ate), loader(s.test)) for t, s in targets.items()},
+            special_ids=list(datamodule.tokenizer.all_special_ids))
+
+
+def write_csv_atomic(path: Path, table: pd.DataFrame) -> Path:
+    """Write ``table`` as CSV via a temporary file and ``os.replace`` (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

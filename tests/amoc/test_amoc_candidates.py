@@ -1,0 +1,60 @@
+"""Candidate sets, fixed patterns, trainable rules and the first changed layer."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lmcompress.amoc.candidates import (
+    Candidate,
+    Trainable,
+    enumerate_candidates,
+    first_changed,
+    fixed_pattern,
+    trainable_parts,
+)
+
+
+def test_all_subsets_per_budget():
+    cands = enumerate_candidates(6, [1, 2, 3])
+    assert len(cands) == sum(math.comb(6, k) for k in (1, 2, 3)) == 41
+    assert cands[0] == Candidate((0,)) and cands[-1] == Candidate((3, 4, 5))
+    assert Candidate.parse("1+3") == Candidate((1, 3)) and Candidate((1, 3)).name == "1+3"
+
+
+def test_seeded_sample_keeps_the_patterns():
+    first = enumerate_candidates(12, [2, 3], per_budget=5, seed=7)
+    assert first == enumerate_candidates(12, [2, 3], per_budget=5, seed=7)
+    assert first != enumerate_candidates(12, [2, 3], per_budget=5, seed=8)
+    for k in (2, 3):
+        size = [c for c in first if c.k == k]
+        assert 5 <= len(size) <= 8  # 5 sampled + up to 3 patterns
+        for pattern in ("top", "bottom", "alternate"):
+            assert fixed_pattern(pattern, 12, k) in size
+
+
+def test_fixed_patterns():
+    assert fixed_pattern("top", 6, 2) == Candidate((4, 5))
+    assert fixed_pattern("bottom", 6, 2) == Candidate((0, 1))
+    assert fixed_pattern("alternate", 6, 3) == Candidate((1, 3, 5))
+    assert fixed_pattern("alternate", 6, 4) is None
+    with pytest.raises(ValueError, match="unknown layer-dropping pattern"):
+        fixed_pattern("middle", 6, 2)
+
+
+@pytest.mark.parametrize("budgets", [[], [0], [6]])
+def test_budget_refusals(budgets):
+    with pytest.raises(ValueError, match="amoc.budgets"):
+        enumerate_candidates(6, budgets)
+
+
+def test_official_rule_trains_the_layer_below_each_removed_run():
+    assert trainable_parts(6, Candidate((2, 3, 5)), "official") == Trainable(False, (1, 4))
+    assert trainable_parts(6, Candidate((0, 1, 4)), "official") == Trainable(True, (3,))
+    assert trainable_parts(6, Candidate((2,)), "all") == Trainable(True, (0, 1, 3, 4, 5))
+    assert first_changed(6, Candidate((2, 3, 5)), "official") == 1
+    assert first_changed(6, Candidate((0, 4)), "official") == -1
+    assert first_changed(6, Candidate((5,)), "all") == -1
+    with pytest.raises(ValueError, match="amoc.trainable='some'"):
+        trainable_parts(6, Candidate((1,)), "some")

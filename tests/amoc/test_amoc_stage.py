@@ -1,0 +1,46 @@
+"""The amoc stage end to end on the tiny offline config, then the report command."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from lmcompress.amoc.features import CANDIDATE_FEATURES, OUTCOMES, PAIR_FEATURES
+from lmcompress.amoc.report import main as report_main
+from lmcompress.run import run_stage
+
+
+def test_amoc_stage_writes_candidates_and_selection_then_the_report(make_cfg, tmp_path):
+    cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "trainer.max_epochs=3",
+                   "callbacks.amoc.independent_subset=1")
+    result = run_stage(cfg)
+    out = tmp_path / "run0_amoc_tiny" / "amoc"
+    assert result["export_dir"]
+    table = pd.read_csv(out / "candidates.csv", dtype={"removed": str})
+    indicators = [f"removed_{i}" for i in range(4)]
+    columns = list(table.columns)
+    assert columns[:4] == ["source", "target", "removed", "rule"]
+    assert columns[4:4 + 12] == [*CANDIDATE_FEATURES, *PAIR_FEATURES, *indicators]
+    assert columns[16:16 + len(OUTCOMES)] == list(OUTCOMES)
+    assert len(table) == 14 * 2 and set(table["target"]) == {"restaurant", "movies"}
+    assert set(table["source"]) == {"electronics"} and set(table["rule"]) == {"official"}
+    assert table[[*CANDIDATE_FEATURES, *PAIR_FEATURES, "target_score"]].notna().all().all()
+
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["targets"] == ["movies", "restaurant"] and selection["budgets"] == [1, 2, 3]
+    assert len(selection["selections"]) == 2 * 3
+    assert set(selection["regressions"]) == {"electronics->movies", "electronics->restaurant"}
+    for entry in selection["selections"]:
+        fit = selection["regressions"][f"electronics->{entry['target']}"]
+        assert ("refused" in fit) == (entry["amoc"] is None)
+        assert entry["oracle"]["target_score"] >= entry["random"]["target_score"]
+    timing = selection["timing"]
+    assert timing["candidates"] == 14 and timing["search_s"] > 0
+    assert timing["independent"]["candidates"] == 1
+    assert timing["independent"]["max_abs_prob_diff"] < 1e-5  # cached == independent path
+
+    paths = report_main([str(tmp_path), "--out", str(tmp_path / "report")])
+    text = paths["results"].read_text()
+    assert "electronics → movies" in text and "## Regression" in text
+    assert paths["predicted_vs_actual"].stat().st_size > 0 and paths["ate_vs_drop"].is_file()
