@@ -77,7 +77,8 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     """Run one stage as configured; returns the dict written to ``metrics.json``."""
     start, out = time.time(), Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    check_plan(cfg)
+    if cfg.fit:
+        check_plan(cfg)
     publish_to = (artifacts.publish_target(cfg.paths.artifact_dir, cfg.publish_as,
                                            cfg.get("publish_overwrite", False))
                   if cfg.get("publish_as") and cfg.export else None)
@@ -89,11 +90,12 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     check_max_length(module, datamodule.max_length)
     module.run_identity = run_identity(cfg)
     trainer = build_trainer(cfg)
-    ckpt = resume_checkpoint(cfg, type(module).__name__)
+    ckpt = resume_checkpoint(cfg, type(module).__name__) if cfg.fit else None
     if ckpt:
         log.info("resuming from %s", ckpt)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-    check_took_steps(trainer)
+    if cfg.fit:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        check_took_steps(trainer)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     scores = evaluate(trainer, module, datamodule, best, out, cfg)
     if not trainer.is_global_zero:
@@ -147,10 +149,15 @@ def _overrides() -> list[str]:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the dev main metric for sweepers."""
     quiet_libraries()
-    check_code_matches_checkout()
     result = run_stage(cfg)
     return result.get("val", {}).get(f"val/{cfg.task.main_metric}")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``lmcompress`` / ``python -m lmcompress.run``: refuse mixed checkouts, then run Hydra."""
+    check_code_matches_checkout()
     main()
+
+
+if __name__ == "__main__":
+    cli()

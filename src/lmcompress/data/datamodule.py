@@ -17,7 +17,9 @@ needs them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,8 @@ class TextDataModule(pl.LightningDataModule):
         streams: ``{name: {source: <_target_ config or null = the task's>, split, labels}}``.
         seed: seed of the training shuffle's own generator, so the batch order depends on the
             seed alone, not on how many random numbers model construction drew before.
+        shuffle_train_labels: a control experiment: permute the training labels (seeded), so a
+            model can only learn the label frequencies; dev and test stay intact.
     """
 
     def __init__(self, source: Source, tokenizer: str, max_length: int = 128,
@@ -75,7 +79,7 @@ class TextDataModule(pl.LightningDataModule):
                  eval_limit: int | None = None, val_split: str = "validation",
                  test_split: str | None = "test", report_splits: list[str] | None = None,
                  pad_to_max_length: bool = False, streams: dict[str, Any] | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, shuffle_train_labels: bool = False):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
@@ -87,6 +91,7 @@ class TextDataModule(pl.LightningDataModule):
         self.val_split, self.test_split = val_split, test_split
         self.report_splits = list(report_splits or [])
         self.pad_to_max_length, self.seed = pad_to_max_length, seed
+        self.shuffle_train_labels = shuffle_train_labels
         self.streams = {name: self._stream(name, spec) for name, spec in (streams or {}).items()}
         self.test_labeled = True
         self._tokenizer = None
@@ -219,8 +224,17 @@ class TextDataModule(pl.LightningDataModule):
             stream = self.streams.get(name)
             examples = (stream.source.load(stream.split) if stream else self.source.load(name))
             limit = self.train_limit if name == "train" else self.eval_limit
-            self._raw[name] = examples[:limit] if limit else examples
+            examples = examples[:limit] if limit else examples
+            if name == "train" and self.shuffle_train_labels:
+                examples = _shuffled_labels(examples, self.seed or 0)
+            self._raw[name] = examples
         return self._raw[name]
+
+
+def _shuffled_labels(examples: list[Example], seed: int) -> list[Example]:
+    labels = [e.label for e in examples]
+    random.Random(seed).shuffle(labels)
+    return [dataclasses.replace(e, label=y) for e, y in zip(examples, labels, strict=True)]
 
 
 def check_task_matches_source(task: TaskSpec, source: Source) -> None:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from lmcompress.losses import Objective
 from lmcompress.models.layers import resolve_layer_map
-from lmcompress.models.student import build_student, build_teacher, teacher_provenance
+from lmcompress.models.student import build_student, build_teacher
 from lmcompress.modules.base import TaskModule
+from lmcompress.modules.teacher import FrozenTeacher
 from lmcompress.specs import LayerMapSpec, StudentSpec, TeacherSpec, parse
 
 
-class DistillModule(TaskModule):
+class DistillModule(FrozenTeacher, TaskModule):
     """Knowledge distillation into a student with any registered loss terms.
 
     Args:
@@ -39,8 +38,6 @@ class DistillModule(TaskModule):
             embedding and last layer match, so LTR carries no information).
         aggregate: see ``TaskModule``.
     """
-
-    frozen_prefixes = ("teacher.",)
 
     def __init__(self, student: dict[str, Any], teacher: dict[str, Any], task: dict[str, Any],
                  loss: dict[str, Any], optim: dict[str, Any],
@@ -59,19 +56,3 @@ class DistillModule(TaskModule):
             parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
             uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
             allow_uninformative_ltr=allow_uninformative_ltr)
-
-    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> Any:
-        """The frozen teacher's outputs (no grad; hidden states if a term reads them)."""
-        with torch.no_grad():
-            return self.teacher(**self.model_inputs(batch),
-                                output_hidden_states=self.objective.needs_hidden)
-
-    def train(self, mode: bool = True) -> DistillModule:
-        """Switch the student's mode; the teacher stays in eval mode (dropout off) throughout."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def provenance(self) -> dict[str, Any]:
-        """Which teacher this run distilled (resolved reference and weights digest)."""
-        return {"teacher": teacher_provenance(self.teacher_spec)}
