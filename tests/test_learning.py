@@ -44,4 +44,4 @@ def test_padding_is_masked_out(make_cfg):
 
     torch.testing.assert_close(states(padded), states(alone), rtol=1e-5, atol=1e-5)
     broken = {**padded, "attention_mask": torch.ones_like(padded["attention_mask"])}
-    assert (states(broken) - states(alone)).abs().max() > 1e-2  # the mask is what protects it
+    assert (states(broken) - states(alone)).abs().max() > 1e-3  # 100x the tolerance above
