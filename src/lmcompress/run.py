@@ -116,7 +116,8 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     if "" not in module.subnets():
         result["submodels"] = submodel_entries(module, scores, exports)
     if publish_to is not None:
-        result["published"] = artifacts.publish(exports[""], publish_to)
+        result["published"] = artifacts.publish(
+            exports[getattr(module, "published_submodel", "")], publish_to)
     write_json_atomic(out / "metrics.json", result)
     log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
     log.info("run folder: %s", out)

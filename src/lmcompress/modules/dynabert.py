@@ -74,6 +74,9 @@ class DynaBertModule(FrozenTeacher, TaskModule):
         aggregate: how the sub-networks' dev metrics combine into ``val/<metric>``.
     """
 
+    published_submodel = "w1.00_d1.00"
+    """What ``publish_as`` copies: the full model, the next phase's teacher."""
+
     def __init__(self, teacher: dict[str, Any], task: dict[str, Any], loss: dict[str, Any],
                  optim: dict[str, Any], phase: str = "width",
                  widths: list[float] = (1.0, 0.75, 0.5, 0.25),
