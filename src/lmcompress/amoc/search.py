@@ -67,7 +67,8 @@ class SearchSpec:
     seed: int = 42
     """Seeds the candidate sample and the domain classifier's cross-validation."""
     independent_subset: int = 0
-    """Re-run the first n candidates without the cache to time both paths (0: skip)."""
+    """Re-run n candidates, evenly spread over the list, without the cache to time both paths
+    (0: skip)."""
     train: dict[str, Any] | TrainSpec = field(default_factory=TrainSpec)
     """The brief fine-tune of each candidate (``TrainSpec`` keys)."""
 
@@ -160,8 +161,9 @@ class Search:
                      len(self.candidates), candidate.name, trained[-1].start,
                      trained[-1].stats["seconds"])
         self.timing["search_s"] = time.perf_counter() - tic
-        if self.spec.independent_subset:
-            self.time_independent(trained[:self.spec.independent_subset])
+        if self.spec.independent_subset:  # evenly spread over the list: every budget, every start
+            step = max(1, len(trained) // self.spec.independent_subset)
+            self.time_independent(trained[::step][:self.spec.independent_subset])
         self.train = None  # free the largest cache: the test splits are cached next
         return self.score(trained, pair)
 
