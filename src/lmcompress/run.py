@@ -25,7 +25,7 @@ from lmcompress.models.hub import model_stats
 from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
-from lmcompress.utils.checks import check_max_length, check_plan, check_took_steps
+from lmcompress.utils.checks import check_launch, check_max_length, check_plan, check_took_steps
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
 from lmcompress.utils.logs import quiet_libraries
@@ -77,6 +77,7 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     """Run one stage as configured; returns the dict written to ``metrics.json``."""
     start, out = time.time(), Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
+    check_launch(cfg)
     if cfg.fit:
         check_plan(cfg)
     publish_to = (artifacts.publish_target(cfg.paths.artifact_dir, cfg.publish_as,

@@ -37,7 +37,7 @@ def check_max_length(module: torch.nn.Module, max_length: int) -> None:
         if isinstance(child, PreTrainedModel):
             limit = usable_positions(child)
             if limit is not None and max_length > limit:
-                role = "student" if name == "model" else name
+                role = "student" if name == "model" and hasattr(module, "teacher") else name
                 raise ValueError(f"data.max_length={max_length} exceeds the {role}'s "
                                  f"{limit} position embeddings (max_position_embeddings of "
                                  f"{type(child).__name__}); lower data.max_length")
@@ -48,3 +48,27 @@ def check_took_steps(trainer: Any) -> None:
     if trainer.global_step == 0:
         raise RuntimeError("training took no optimizer step (empty training split, or a limit "
                            "such as trainer.limit_train_batches); nothing is exported")
+
+
+def check_launch(cfg: DictConfig) -> None:
+    """Refuse DDP inside a multirun run by the basic launcher (docs/launch.md).
+
+    The basic launcher runs a sweep's jobs one after another in one process; DDP's launcher
+    re-executes the command for each extra rank, which would re-run the whole sweep there.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    trainer = cfg.trainer
+    processes = trainer.get("devices", 1) not in (1, "1", "auto") or trainer.get("num_nodes", 1) > 1
+    ddp = "ddp" in str(trainer.get("strategy", ""))
+    if (hydra_cfg.mode == RunMode.MULTIRUN and ddp and processes
+            and hydra_cfg.runtime.choices.get("hydra/launcher") == "basic"):
+        raise ValueError(
+            f"trainer.strategy={trainer.strategy} with trainer.devices={trainer.devices} inside a "
+            "multirun: the basic launcher runs every job in this one process, and DDP would "
+            "re-run the whole sweep for each extra rank. Use +launcher=slurm (one SLURM job per "
+            "sweep job), or run this configuration as a single run")
