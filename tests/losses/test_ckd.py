@@ -353,3 +353,25 @@ def test_bf16_states_are_upcast_before_the_relations():
     for name in ALL_TERMS:
         assert from_bf16[name].dtype == torch.float32
         torch.testing.assert_close(from_bf16[name], exact[name], rtol=1e-6, atol=0)
+
+
+def test_values_equal_those_of_the_code_before_the_restructure():
+    """tests/fixtures/ckd_values_02b4377.json: ckd_terms of commit 02b4377 on seeded float64
+    inputs (official window) and its masked WR triple; the current code must agree."""
+    import json
+    from pathlib import Path
+
+    stored = json.loads((Path(__file__).parents[1] / "fixtures" / "ckd_values_02b4377.json")
+                        .read_text())
+    for seed, offset in ((0, 0.0), (1, 3.0)):
+        g = torch.Generator().manual_seed(seed)  # as the script that wrote the fixture
+        s = torch.randn(3, 4, 11, 8, generator=g, dtype=torch.float64) + offset
+        t = torch.randn(3, 4, 11, 12, generator=g, dtype=torch.float64) * 2 - 1 + offset
+        mask = (torch.arange(11)[None] < torch.tensor([11, 6, 2])[:, None]).long()
+        for window in (5, 21):
+            key = f"seed{seed}_offset{offset}_w{window}"
+            now = ckd_terms(s, t, mask, ALL_TERMS, window=window, mask_window=False)
+            for name, value in stored[f"{key}_official"].items():
+                assert now[name].item() == pytest.approx(value, rel=1e-10), (key, name)
+            masked = ckd_terms(s, t, mask, ["wr_triple"], window=window)["wr_triple"]
+            assert masked.item() == pytest.approx(stored[f"{key}_masked_wr_triple"], rel=1e-10)

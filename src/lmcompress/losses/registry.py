@@ -85,7 +85,7 @@ def register_family(name: str, terms: Sequence[str], *, options: str | None = No
 
     def decorate(fn: FamilyFn) -> FamilyFn:
         family = Family(name, tuple(terms), fn, options, check, needs_teacher, needs_hidden,
-                        needs_labels, check_models, (fn.__doc__ or "").strip().splitlines()[0])
+                        needs_labels, check_models, ((fn.__doc__ or "").strip() + "\n").split("\n")[0])
         for term in terms:
             if term in REGISTRY and REGISTRY[term].fn is not fn:
                 raise ValueError(f"loss term '{term}' is already registered")
