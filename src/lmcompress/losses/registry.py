@@ -84,8 +84,9 @@ def register_family(name: str, terms: Sequence[str], *, options: str | None = No
     """Register ``fn(inputs, names, **options) -> {term: value}`` under each name in ``terms``."""
 
     def decorate(fn: FamilyFn) -> FamilyFn:
+        summary = (fn.__doc__ or "").strip().split("\n")[0]
         family = Family(name, tuple(terms), fn, options, check, needs_teacher, needs_hidden,
-                        needs_labels, check_models, ((fn.__doc__ or "").strip() + "\n").split("\n")[0])
+                        needs_labels, check_models, summary)
         for term in terms:
             if term in REGISTRY and REGISTRY[term].fn is not fn:
                 raise ValueError(f"loss term '{term}' is already registered")
