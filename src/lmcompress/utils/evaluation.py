@@ -1,0 +1,52 @@
+"""Scoring a trained stage: dev, test (or predictions), report splits, one entry per sub-model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig
+
+from lmcompress.models.hub import model_stats
+from lmcompress.utils import artifacts
+
+
+def evaluate(trainer: pl.Trainer, module: Any, datamodule: Any, best: str | None,
+             out: Path, cfg: DictConfig) -> dict[str, Any]:
+    """Dev, test (scored, or predictions when label-less) and report splits of ``best``."""
+    def scores(fn, loader=None):
+        kwargs = {"dataloaders": loader} if loader is not None else {"datamodule": datamodule}
+        return {k: float(v) for r in fn(module, ckpt_path=best, verbose=False, **kwargs)
+                for k, v in r.items()}
+
+    result: dict[str, Any] = {"val": scores(trainer.validate), "test": {}, "reports": {}}
+    split = datamodule.test_split
+    if cfg.test and split and datamodule.test_labeled:
+        result["test"] = scores(trainer.test)
+    elif cfg.test and split:
+        batches = trainer.predict(module, dataloaders=datamodule.eval_dataloader(split),
+                                  ckpt_path=best)
+        result["predictions"] = artifacts.write_predictions(
+            batches, module.task.label_names, out / "predictions" / f"{split}.tsv")
+    for split in datamodule.report_splits:
+        module.test_prefix = split
+        result["reports"][split] = scores(trainer.test, datamodule.eval_dataloader(split))
+    module.test_prefix = "test"
+    return result
+
+
+def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str]
+                     ) -> dict[str, dict[str, Any]]:
+    """One metrics.json entry per sub-model: its dev/test scores, size and export folder."""
+    models = module.export_models()
+    entries = {}
+    for name in module.subnets():
+        entry: dict[str, Any] = {"export_dir": exports.get(name)}
+        for split in ("val", "test"):
+            entry[split] = {k.rsplit("/", 1)[0]: v for k, v in scores[split].items()
+                            if k.endswith(f"/{name}")}
+        if name in models:
+            entry["model"] = model_stats(models[name])
+        entries[name] = entry
+    return entries
