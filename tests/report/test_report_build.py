@@ -110,3 +110,32 @@ def test_paper_numbers_name_their_source():
         table = paper_table(table_id)
         assert table["verified"] is False and "GLMKD" in table["source"]
     assert paper_table("ckd_6l_task_specific")["numbers"]["sst2"] == {"accuracy": 93.0}
+
+
+def test_paper_numbers_per_task_in_a_multi_task_table(tmp_path):
+    from fake_sweeps import job_metrics, write_job, write_multirun
+
+    from lmcompress.report.build import build_report
+
+    sweep = tmp_path / "glue"
+    write_multirun(sweep, {"task": "glue/mrpc,glue/sst2", "seed": "1,2"})
+    values = {("glue_mrpc", 1): {"val/f1": 0.88, "val/accuracy": 0.8},
+              ("glue_mrpc", 2): {"val/f1": 0.90, "val/accuracy": 0.82},
+              ("glue_sst2", 1): {"val/accuracy": 0.92}, ("glue_sst2", 2): {"val/accuracy": 0.94}}
+    for number, ((task, seed), val) in enumerate(values.items()):
+        write_job(sweep, number, [f"task=glue/{task[5:]}", f"seed={seed}"],
+                  {**job_metrics(seed, val), "task": task})
+    config = tmp_path / "report.yaml"
+    config.write_text(
+        "name: glue\ngroup_by: [task]\nmetrics:\n"
+        "  - {key: val/f1, name: F1, scale: 100}\n  - {key: val/accuracy, name: acc, scale: 100}\n"
+        "paper: {table: ckd_6l_task_specific, tasks: {glue_mrpc: mrpc, glue_sst2: sst2}}\n")
+    report = build_report([sweep], load_config(config), tmp_path / "out")
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in report.markdown.splitlines() if line.startswith("| glue/")}
+    header = next(line for line in report.markdown.splitlines() if line.startswith("| task"))
+    columns = [c.strip() for c in header.split("|")[2:-1]]
+    mrpc = dict(zip(columns, lines["glue/mrpc"], strict=True))
+    sst2 = dict(zip(columns, lines["glue/sst2"], strict=True))
+    assert mrpc["paper F1"] == "89.6" and mrpc["Δ F1"] == "−0.60"
+    assert sst2["paper acc"] == "93" and sst2["Δ acc"] == "+0.00" and mrpc["paper acc"] == ""

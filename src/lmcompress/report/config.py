@@ -77,8 +77,11 @@ class PaperRef:
 
     table: str
     """Table id in ``lmcompress/report/paper_numbers.yaml``."""
-    task: str
-    """Task key inside that table, e.g. ``mrpc``."""
+    task: str | None = None
+    """Task key inside that table, e.g. ``mrpc`` (a one-task report)."""
+    tasks: dict[str, str] = field(default_factory=dict)
+    """Several tasks: our ``task`` column value (``glue/mrpc`` or ``glue_mrpc``) -> the table's
+    task key, e.g. ``{glue_mrpc: mrpc}``; each row gets the number of its own task."""
     rows: dict[str, str] = field(default_factory=dict)
     """Which of our rows reproduce it, e.g. ``{loss: kd_ckd}`` (empty: every row)."""
 

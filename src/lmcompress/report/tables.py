@@ -71,29 +71,44 @@ def add_paper_columns(table: pd.DataFrame, groups: pd.DataFrame, stats: pd.DataF
     Only the rows selected by ``ref.rows`` get numbers. Returns the note naming the source.
     """
     source = paper_table(ref.table)
-    numbers = source["numbers"].get(ref.task)
-    if numbers is None:
-        raise KeyError(f"paper table {ref.table!r} has no task {ref.task!r}: "
-                       f"{sorted(source['numbers'])}")
+    keys = _paper_tasks(groups, ref)
+    for key in {k for k in keys if k is not None}:
+        if key not in source["numbers"]:
+            raise KeyError(f"paper table {ref.table!r} has no task {key!r}: "
+                           f"{sorted(source['numbers'])}")
     chosen = pd.Series(True, index=groups.index)
     for key, value in ref.rows.items():
         if key not in groups:
             raise KeyError(f"paper.rows key {key!r} is not a group_by column: {list(groups)}")
         chosen &= groups[key].astype(str) == str(value)
     for m in metrics:
-        paper_value = numbers.get(m.key.rsplit("/", 1)[-1])
-        if paper_value is None:
+        name = m.key.rsplit("/", 1)[-1]
+        paper = [source["numbers"].get(k, {}).get(name) if k and pick else None
+                 for k, pick in zip(keys, chosen, strict=True)]
+        if all(v is None for v in paper):
             continue
         ours = stats[(m.key, "mean")].to_numpy() * m.scale
         column = table.columns.get_loc(m.label)
-        table.insert(column + 1, f"paper {m.label}",
-                     [f"{paper_value:g}" if pick else "" for pick in chosen])
+        table.insert(column + 1, f"paper {m.label}", ["" if v is None else f"{v:g}"
+                                                       for v in paper])
         table.insert(column + 2, f"Δ {m.label}",
-                     [_number(d, m, sign=True) if pick else "" for d, pick in
-                      zip(ours - paper_value, chosen, strict=True)])
+                     ["" if v is None else _number(o - v, m, sign=True)
+                      for o, v in zip(ours, paper, strict=True)])
     status = "Verified" if source.get("verified") else "Not verified against the paper"
-    return (f"Paper: {source['title']}; task {ref.task}. Source: {source['source']}. "
+    tasks = ref.task or ", ".join(sorted(set(ref.tasks.values())))
+    return (f"Paper: {source['title']}; task {tasks}. Source: {source['source']}. "
             f"{status}: {source.get('checked', 'no check recorded')}")
+
+
+def _paper_tasks(groups: pd.DataFrame, ref: PaperRef) -> list[str | None]:
+    """Each row's task key in the paper table: ``ref.task``, or ``ref.tasks`` of its task."""
+    if ref.task is not None:
+        return [ref.task] * len(groups)
+    if "task" not in groups:
+        raise KeyError("paper.tasks maps our task names: group_by must include 'task'")
+    # the task column holds a swept override (glue/mrpc) or metrics.json's name (glue_mrpc)
+    tasks = {name.replace("/", "_"): key for name, key in ref.tasks.items()}
+    return [tasks.get(str(t).replace("/", "_")) for t in groups["task"]]
 
 
 def baseline_row(baseline: Baseline, metrics: Sequence[Metric], group_by: list[str]
