@@ -44,3 +44,12 @@ def test_amoc_stage_writes_candidates_and_selection_then_the_report(make_cfg, tm
     text = paths["results"].read_text()
     assert "electronics → movies" in text and "## Regression" in text
     assert paths["predicted_vs_actual"].stat().st_size > 0 and paths["ate_vs_drop"].is_file()
+
+
+def test_unknown_target_is_refused_before_training(make_cfg, tmp_path):
+    import pytest
+
+    cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "callbacks.amoc.targets=[nowhere]")
+    with pytest.raises(ValueError, match="AMoC target 'nowhere'"):
+        run_stage(cfg)
+    assert not list(tmp_path.glob("**/*.ckpt")) and not list(tmp_path.glob("**/metrics.json"))

@@ -68,6 +68,8 @@ class AMoCCallback(pl.Callback):
         if trainer.world_size > 1:
             raise RuntimeError(f"the AMoC search runs on one device, but world_size="
                                f"{trainer.world_size}: use hardware=cpu or hardware=gpu")
+        # target names and streams are checked now, not after hours of training
+        self.search_data(trainer.datamodule, pl_module.task)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         search = Search(self.base_model(trainer, pl_module),
