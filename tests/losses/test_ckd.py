@@ -294,7 +294,7 @@ def test_bad_arguments():
         ltr_pair_loss(s, t, mask[:, :4])
 
 
-@pytest.mark.parametrize("opts", [{}, {"window": 5}, {"mask_window": False},
+@pytest.mark.parametrize("opts", [{}, {"window": 5}, {"mask_window": False}, {"centre": False},
                                   {"window": 5, "mask_window": False}, {"window": None},
                                   {"normalize": "row"}, {"distance": "l2", "dist_norm": True,
                                                          "pair_loss": "smoothl1"}])
@@ -307,7 +307,7 @@ def test_ckd_terms_equal_the_individual_losses_with_gradients(opts):
     s2 = s.clone().requires_grad_()
     total = 0
     for name in names:
-        fn = CKD_LOSSES[name]
+        fn = CKD_LOSSES[name]  # (the per-term functions always centre: same value in float64)
         accepted = {k: v for k, v in opts.items() if k in inspect.signature(fn).parameters}
         value = fn(s2, t, mask, **accepted)
         torch.testing.assert_close(together[name], value, rtol=1e-10, atol=1e-12)
@@ -375,3 +375,17 @@ def test_values_equal_those_of_the_code_before_the_restructure():
                 assert now[name].item() == pytest.approx(value, rel=1e-10), (key, name)
             masked = ckd_terms(s, t, mask, ["wr_triple"], window=window)["wr_triple"]
             assert masked.item() == pytest.approx(stored[f"{key}_masked_wr_triple"], rel=1e-10)
+
+
+def test_centring_keeps_float32_angles_under_a_large_offset():
+    s, t, mask = _inputs(seed=6)
+    s, t = s + 64.0, t + 64.0
+    exact = ckd_terms(s, t, mask, ["wr_triple", "ltr_triple"], window=5)
+    for centre, tolerance in ((True, 1e-5), (False, None)):
+        got = ckd_terms(s.float(), t.float(), mask, ["wr_triple", "ltr_triple"], window=5,
+                        centre=centre)
+        errors = [abs(got[k].item() - exact[k].item()) / exact[k].item() for k in got]
+        if tolerance is not None:
+            assert max(errors) < tolerance, errors
+        else:  # without centring the same float32 computation is far off
+            assert max(errors) > 1e-4, errors

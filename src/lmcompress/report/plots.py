@@ -6,6 +6,7 @@ display or global ``pyplot`` state is involved (safe in tests and on headless no
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metr
         ax.axhline(value * metric.scale, color="0.4", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(cost_label)
     ax.set_ylabel(metric.label)
-    fig.suptitle(title or f"{metric.label} vs {cost}", fontsize=10)
+    fig.suptitle(_wrap(title or f"{metric.label} vs {cost}", fig), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.savefig(path, dpi=150)
@@ -80,7 +81,7 @@ def seeds_plot(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Me
         ax.set_ylabel(metric.label)
         ax.set_xlabel(" / ".join(group_by))
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title or "spread over seeds", fontsize=10)
+    fig.suptitle(_wrap(title or "spread over seeds", fig), fontsize=10)
     axes[0].set_title("one dot per seed", fontsize=8)
     fig.savefig(path, dpi=150)
     return path
@@ -93,3 +94,8 @@ def _group_labels(jobs: pd.DataFrame, group_by: Sequence[str]
         labels.append(" ".join(str(v) for v in values))
         parts.append(part)
     return labels, parts
+
+
+def _wrap(title: str, fig) -> str:
+    """Break a long title into lines that fit the figure (about 11 characters per inch)."""
+    return textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 11)))

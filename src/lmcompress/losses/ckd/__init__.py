@@ -49,7 +49,7 @@ def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
                                or window < 1 or window % 2 == 0):
         raise ValueError(f"{where}.window={window!r}: must be a positive odd number (the "
                          "centre word plus the same count on each side) or null (all triples)")
-    for name in ("mask_window", "dist_norm"):
+    for name in ("mask_window", "dist_norm", "centre"):
         if name in options and not isinstance(options[name], bool):
             raise ValueError(f"{where}.{name}={options[name]!r}: must be true or false")
     chunk = options.get("chunk_size", 8)
@@ -61,7 +61,7 @@ def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
 def ckd_family(inputs: TermInputs, names: list[str], *, window: int | None = 21,
                mask_window: bool = True, distance: str = "cos", dist_norm: bool = False,
                pair_loss: str = "kldiv", triple_loss: str = "l2", normalize: str = "global",
-               chunk_size: int = 8) -> dict[str, torch.Tensor]:
+               chunk_size: int = 8, centre: bool = True) -> dict[str, torch.Tensor]:
     """CKD relations of the matched hidden states (student vs teacher, each in its own space)."""
     lm = inputs.layer_map
     s_h = torch.stack([inputs.student.hidden_states[i] for i in lm.student], dim=1)
@@ -69,4 +69,4 @@ def ckd_family(inputs: TermInputs, names: list[str], *, window: int | None = 21,
     return ckd_terms(s_h, t_h, inputs.batch["attention_mask"], names, window=window,
                      mask_window=mask_window, distance=distance, dist_norm=dist_norm,
                      pair_loss=pair_loss, triple_loss=triple_loss, normalize=normalize,
-                     chunk_size=chunk_size)
+                     chunk_size=chunk_size, centre=centre)
