@@ -8,6 +8,7 @@ repeats of (objective step time / kd step time).
 
     python benchmarks/ckd_step_cost.py                       # B=32, n=64 and 128, 10 repeats
     python benchmarks/ckd_step_cost.py --seq 128 --repeats 20 --objectives kd,kd_ckd,ckd
+    python benchmarks/ckd_step_cost.py ++loss.ckd.centre=false      # without the centring
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from lmcompress.utils.paths import register_resolvers
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def build(objective: str, num_layers: int):
+def build(objective: str, num_layers: int, extra: list[str] = ()):
     register_resolvers()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("distill", overrides=[
             f"loss={objective}", "teacher.name_or_path=embedded:minilm-l6",
-            "teacher.tokenizer=embedded:minilm-l6", f"student.num_layers={num_layers}",
+            "teacher.tokenizer=embedded:minilm-l6", f"student.num_layers={num_layers}", *extra,
         ])
     torch.manual_seed(0)
     module = instantiate_plain(cfg.module)
@@ -66,10 +67,12 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--objectives", default="kd,kd_ckd")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for every objective, e.g. "
+                   "++loss.ckd.centre=false")
     args = p.parse_args()
     objectives = args.objectives.split(",")
     assert objectives[0] == "kd", "the first objective is the baseline: kd"
-    runs = {o: build(o, args.layers) for o in objectives}
+    runs = {o: build(o, args.layers, args.overrides) for o in objectives}
     print(f"student {args.layers} layers from MiniLM-L6 (6 x 384), batch {args.batch}, fp32, "
           f"{torch.get_num_threads()} threads, median of {args.repeats} interleaved steps\n")
     print("| n | " + " | ".join(f"{o} s/step" for o in objectives) + " | "
