@@ -38,9 +38,12 @@ def test_width_then_width_depth_chained_by_path(make_cfg):
 
 def test_sub_networks_cut_from_the_rewired_teacher_without_training(make_cfg):
     cfg = make_cfg("dynabert", *TINY_DYNA, "fit=false", "module.depths=[1.0,0.5]",
-                   "module.widths=[1.0,0.5]")
+                   "module.widths=[1.0,0.5]",
+                   "latency={length: 16, batch_sizes: [1, 2], repeats: 1}")
     result = run_stage(cfg)
     assert result["global_step"] == 0 and len(result["submodels"]) == 4
+    for entry in result["submodels"].values():  # measured, for the report's latency plots
+        assert entry["model"]["latency_ms_b1"] > 0 and entry["model"]["latency_ms_b2"] > 0
     module = instantiate_plain(cfg.module)
     assert not module.rewired and module.train_grid == [(1.0, 1.0), (0.5, 1.0)]
 

@@ -29,6 +29,7 @@ from lmcompress.utils.checks import check_launch, check_max_length, check_plan, 
 from lmcompress.utils.evaluation import evaluate, submodel_entries
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
+from lmcompress.utils.latency import measure_latency
 from lmcompress.utils.logs import quiet_libraries
 from lmcompress.utils.paths import check_code_matches_checkout, conf_dir, register_resolvers
 from lmcompress.utils.task_wrapper import task_wrapper
@@ -86,13 +87,14 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
         "main_metric": f"val/{cfg.task.main_metric}", **scores,
         "best_checkpoint": best or "", "resumed_from": ckpt, "global_step": trainer.global_step,
         "epochs_completed": trainer.current_epoch, "data_sizes": sizes,
-        "model": model_stats(module.export_models().get("", module.model)),
+        "model": stats(module.export_models().get("", module.model), cfg),
         "world_size": trainer.world_size, "export_dir": exports.get(""),
         "wall_time_s": round(time.time() - start, 1), "overrides": _overrides(),
         **(module.provenance() if hasattr(module, "provenance") else {}),
     }
     if "" not in module.subnets():
-        result["submodels"] = submodel_entries(module, scores, exports)
+        result["submodels"] = submodel_entries(module, scores, exports,
+                                               lambda model: stats(model, cfg))
     if publish_to is not None:
         result["published"] = artifacts.publish(
             exports[getattr(module, "published_submodel", "")], publish_to)
@@ -100,6 +102,14 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
     log.info("run folder: %s", out)
     return result
+
+
+def stats(model: Any, cfg: DictConfig) -> dict[str, float]:
+    """Parameter counts and size; with ``latency:`` set, the measured inference latency too."""
+    out = model_stats(model)
+    if cfg.get("latency"):
+        out.update(measure_latency(model, **cfg.latency))
+    return out
 
 
 def _overrides() -> list[str]:

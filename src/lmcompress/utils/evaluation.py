@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ def evaluate(trainer: pl.Trainer, module: Any, datamodule: Any, best: str | None
     return result
 
 
-def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str]
+def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str],
+                     stats: Callable[[Any], dict[str, float]] = model_stats
                      ) -> dict[str, dict[str, Any]]:
     """One metrics.json entry per sub-model: its dev/test scores, size and export folder."""
     models = module.export_models()
@@ -47,6 +49,6 @@ def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str
             entry[split] = {k.rsplit("/", 1)[0]: v for k, v in scores[split].items()
                             if k.endswith(f"/{name}")}
         if name in models:
-            entry["model"] = model_stats(models[name])
+            entry["model"] = stats(models[name])
         entries[name] = entry
     return entries
