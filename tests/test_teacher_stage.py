@@ -65,3 +65,6 @@ def test_glue_metrics_real_data(make_cfg, shared_data, task):
     result = run_stage(cfg)
     main = f"val/{cfg.task.main_metric}"
     assert main in result["val"] and -1.0 <= result["val"][main] <= 1.0
+    if task == "glue/cola":  # dev is both halves; each half is scored too
+        assert set(result["reports"]) == {"validation_in_domain", "validation_out_of_domain"}
+        assert "validation_in_domain/matthews" in result["reports"]["validation_in_domain"]
