@@ -16,6 +16,7 @@ See docs/amoc.md for the protocol and every choice.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,40 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def cost_section(files: Sequence[str]) -> str:
+    """Search time per run from its ``selection.json``, and the cached/independent ratio.
+
+    ``independent`` re-ran a few candidates without the cache (``independent_subset``). The
+    whole-search estimate scales the candidate fits by that ratio and keeps the base model's
+    passes once, as an independent search would also need the base model's predictions.
+    """
+    rows = []
+    for candidates in files:
+        path = Path(candidates).with_name("selection.json")
+        if not path.is_file():
+            continue
+        timing = json.loads(path.read_text()).get("timing", {})
+        fits = timing.get("search_s", 0.0) - timing.get("cache_s", 0.0)
+        independent = timing.get("independent") or {}
+        ratio = independent.get("ratio")
+        whole = ((ratio * fits + timing.get("cache_s", 0.0)) / timing["search_s"]
+                 if ratio and timing.get("search_s") else None)
+        rows.append([json.loads(path.read_text()).get("source", "?"), timing.get("candidates"),
+                     f"{timing.get('cache_s', 0):.0f}", f"{timing.get('search_s', 0):.0f}",
+                     f"{timing.get('per_candidate_s', 0):.1f}",
+                     f"{independent.get('candidates', 0)}: {independent.get('cached_s', 0):.0f}"
+                     f" vs {independent.get('independent_s', 0):.0f} s"
+                     if independent else "not measured",
+                     f"{ratio:.2f}×" if ratio else "–", f"{whole:.2f}×" if whole else "–"])
+    if not rows:
+        return "## Search cost\n\nNo selection.json with timing next to the candidates tables."
+    headers = ["source", "candidates", "cache s", "search s", "s per candidate",
+               "uncached re-run: cached vs independent", "fit ratio", "whole-search estimate"]
+    return "## Search cost\n\n" + _markdown(headers, rows) + (
+        "\n\nThe whole-search estimate scales the candidate fits by the re-run's ratio and "
+        "keeps the base model's cached passes once.")
+
+
 def report(folders: Sequence[str | Path], out: str | Path,
            spec: RegressionSpec | None = None) -> dict[str, Path]:
     """Build every output of the module docstring; returns ``{name: path}``."""
@@ -182,7 +217,8 @@ def report(folders: Sequence[str | Path], out: str | Path,
         "# AMoC: layer removal for domain adaptation",
         f"{pairs} domain pairs, {table['removed'].nunique()} candidates, {len(table)} rows, "
         f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).",
-        results_section(analysis), regression_section(table, analysis, spec)]) + "\n"
+        results_section(analysis), regression_section(table, analysis, spec),
+        cost_section(sorted(table["file"].unique()))]) + "\n"
     results = out / "results.md"
     results.write_text(text)
     selection = write_json_atomic(out / "selection.json", json_safe(analysis.to_json()))
