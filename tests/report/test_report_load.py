@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fake_sweeps import ERROR, job_metrics, mrpc_sweep, write_job, write_multirun
 
-from lmcompress.report.load import last_error, load_jobs, sweep_plan
+from lmcompress.report.load import last_error, load_jobs, open_problems, sweep_plan
 
 
 def test_rows_have_swept_keys_metrics_and_model_stats(tmp_path):
@@ -27,6 +27,19 @@ def test_failed_and_never_started_jobs_are_listed(tmp_path):
     assert failed["overrides"] == "loss=kd seed=4 trainer.max_epochs=1"
     assert missing["job"] == "7" and missing["status"] == "planned, never started"
     assert missing["overrides"] == "loss=kd_ckd seed=4 trainer.max_epochs=1"
+
+
+def test_jobs_finished_by_a_second_multirun_are_marked_re_run(tmp_path):
+    sweep = mrpc_sweep(tmp_path)
+    rest = tmp_path / "rest"   # the missing kd_ckd seed 4 (not the failed kd seed 4), run again
+    write_job(rest, 0, ["loss=kd_ckd", "seed=4", "trainer.max_epochs=1"],
+              job_metrics(4, {"val/f1": 0.84}))
+    jobs, problems = load_jobs([sweep, rest])
+    assert len(jobs) == 7
+    by_job = {row["job"]: row for row in problems.to_dict("records")}
+    assert by_job["7"]["status"] == "re-run" and by_job["7"]["error"] == f"finished in {rest}/0"
+    assert by_job["3"]["status"] == "failed or still running"
+    assert open_problems(problems)["job"].tolist() == ["3"]
 
 
 def test_plan_is_the_basic_sweepers_grid(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmcompress.report.config import Metric, ReportConfig
-from lmcompress.report.load import load_jobs, sweep_plan
+from lmcompress.report.load import load_jobs, open_problems, sweep_plan
 from lmcompress.report.plots import seeds_plot, tradeoff_plot
 from lmcompress.report.stats import aggregate, paired_test
 from lmcompress.report.tables import paired_table, results_table, to_latex, to_markdown
@@ -39,8 +39,10 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
         raise FileNotFoundError(f"no job folders (with .hydra/) under {[str(s) for s in sweeps]}")
     out.mkdir(parents=True, exist_ok=True)
     finished = jobs[["sweep", "job"]].drop_duplicates() if not jobs.empty else jobs
+    reruns = len(problems) - len(open_problems(problems))
     sections = [f"# {cfg.title or cfg.name}", "",
-                f"{len(finished)} finished jobs, {len(problems)} failed or missing; sweeps: "
+                f"{len(finished)} finished jobs, {len(problems) - reruns} failed or missing"
+                + (f" ({reruns} more re-run in another folder)" if reruns else "") + "; sweeps: "
                 + ", ".join(f"`{s}`" for s in sweeps)]
     files: list[Path] = []
     if not jobs.empty:
@@ -109,6 +111,7 @@ def paired_results(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str],
             if metric not in known:
                 raise KeyError(f"paired metric {metric!r} is not a report metric: {known}")
             result = paired_test(jobs, pair.key, pair.a, pair.b, metric, by, cfg.seed_key)
+            result = result[result["n"] > 0]   # groups without this metric (another task's)
             frames.append(result.assign(comparison=f"{pair.a} − {pair.b}", metric=metric))
     return pd.concat(frames, ignore_index=True) if frames else None
 
@@ -145,7 +148,8 @@ def write_failures(problems: pd.DataFrame, out: Path) -> list[Path]:
     if problems.empty:
         path.unlink(missing_ok=True)
         return []
-    text = f"# Failed or missing jobs: {len(problems)}\n\n{to_markdown(problems.astype(str))}\n"
+    text = (f"# Failed or missing jobs: {len(open_problems(problems))}\n\n"
+            f"{to_markdown(problems.astype(str))}\n")
     return [_write(path, text)]
 
 

@@ -4,7 +4,9 @@ A Hydra multirun (``conf/hydra/default.yaml``) leaves ``<sweep dir>/multirun.yam
 ``<sweep dir>/<job number>/.hydra/overrides.yaml``; a finished job also has ``metrics.json``
 (written last by ``lmcompress.run``). A job folder without ``metrics.json`` failed (or is still
 running): its ``run.log`` says why. A job the sweeper planned but that has no folder never
-started, e.g. because an earlier job stopped the basic launcher.
+started, e.g. because an earlier job stopped the basic launcher. Either is ``re-run`` when a job
+with the same overrides finished in another of the folders given (a sweep completed by a second
+multirun of its missing jobs).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 PROBLEM_COLUMNS = ["sweep", "job", "status", "overrides", "error"]
+RERUN = "re-run"  # status of a failed or missing job that finished in another given folder
 # The last line of a Python traceback: "ValueError: ...", "torch.OutOfMemoryError: ...".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
@@ -49,6 +52,7 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
     """
     rows: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
+    finished: dict[frozenset[str], str] = {}   # overrides -> "<sweep>/<job>" of a finished job
     for sweep in map(Path, sweep_dirs):
         if not sweep.is_dir():
             raise FileNotFoundError(f"no sweep folder {sweep}")
@@ -56,10 +60,12 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
         for job in jobs:
             if (job / "metrics.json").is_file():
                 rows += job_rows(job, sweep)
+                finished.setdefault(frozenset(raw_overrides(job)), f"{sweep}/{_job_name(job, sweep)}")
             else:
                 problems.append(_problem(sweep, job, "failed or still running", raw_overrides(job),
                                          last_error(job / "run.log")))
         problems += missing_jobs(sweep, jobs)
+    problems = mark_reruns(problems, finished)
     for row in rows:
         for column, template in (derive or {}).items():
             row[column] = _format(template, row)
@@ -135,6 +141,25 @@ def missing_jobs(sweep: Path, jobs: Sequence[Path]) -> list[dict[str, Any]]:
     started = {frozenset(raw_overrides(job)) for job in jobs}
     return [_problem(sweep, str(number), "planned, never started", planned, "")
             for number, planned in enumerate(plan.jobs) if frozenset(planned) not in started]
+
+
+def mark_reruns(problems: list[dict[str, Any]], finished: Mapping[frozenset[str], str]
+                ) -> list[dict[str, Any]]:
+    """A failed or missing job whose overrides finished in another given folder was re-run.
+
+    Its row stays (the report says what happened) with the status ``re-run`` and the finished
+    job's folder; :func:`open_problems` leaves such rows out of the failure count.
+    """
+    for problem in problems:
+        done = finished.get(frozenset(problem["overrides"].split()))
+        if done is not None:
+            problem["status"], problem["error"] = RERUN, f"finished in {done}"
+    return problems
+
+
+def open_problems(problems: pd.DataFrame) -> pd.DataFrame:
+    """The failed or missing jobs that no other given folder re-ran."""
+    return problems[problems["status"] != RERUN] if not problems.empty else problems
 
 
 def sweep_plan(sweep: Path) -> Plan | None:
