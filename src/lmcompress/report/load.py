@@ -60,7 +60,8 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
         for job in jobs:
             if (job / "metrics.json").is_file():
                 rows += job_rows(job, sweep)
-                finished.setdefault(frozenset(raw_overrides(job)), f"{sweep}/{_job_name(job, sweep)}")
+                where = f"{sweep}/{_job_name(job, sweep)}"
+                finished.setdefault(frozenset(raw_overrides(job)), where)
             else:
                 problems.append(_problem(sweep, job, "failed or still running", raw_overrides(job),
                                          last_error(job / "run.log")))
