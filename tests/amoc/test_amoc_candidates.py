@@ -58,3 +58,18 @@ def test_official_rule_trains_the_layer_below_each_removed_run():
     assert first_changed(6, Candidate((5,)), "all") == -1
     with pytest.raises(ValueError, match="amoc.trainable='some'"):
         trainable_parts(6, Candidate((1,)), "some")
+
+
+def test_timing_sample_follows_the_starts_of_the_whole_search():
+    from types import SimpleNamespace
+
+    from lmcompress.amoc.candidates import enumerate_candidates
+    from lmcompress.amoc.search import timing_sample
+
+    # MiniLM-L6, budgets 1 and 2: 21 candidates; the first changed layer is min(removed) - 1.
+    trained = [SimpleNamespace(candidate=c, start=min(c.removed) - 1)
+               for c in enumerate_candidates(6, [1, 2])]
+    assert len(trained) == 21
+    assert [t.start for t in timing_sample(trained, 3)] == [-1, 0, 2]
+    assert sorted(t.start for t in timing_sample(trained, 7)) == [-1, -1, 0, 0, 1, 2, 3]
+    assert len(timing_sample(trained, 50)) == 21  # every candidate: the exact ratio
