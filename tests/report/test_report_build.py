@@ -67,10 +67,10 @@ def test_report_paired_section_and_failures(tmp_path, config):
     assert "| 7 | planned, never started | loss=kd_ckd seed=4 trainer.max_epochs=1 |" in failures
     assert "## Failed or missing jobs" in report.markdown
     names = sorted(p.name for p in report.files)
-    assert names == ["failures.md", "mrpc.md", "mrpc.tex", "mrpc_latency_ms_b1.png",
-                     "mrpc_params.png", "mrpc_seeds.png"]
+    # every job has the same size: no accuracy-vs-size or -latency plot, only the seed spread
+    assert names == ["failures.md", "mrpc.md", "mrpc.tex", "mrpc_seeds.png"]
     assert all(p.stat().st_size > 0 for p in report.files)
-    assert (out / "mrpc_params.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "mrpc_seeds.png").read_bytes()[:4] == b"\x89PNG"
     tex = (out / "mrpc.tex").read_text()
     assert r"\begin{tabular}{llrrrrrr}" in tex and r"81.00 $\pm$ 1.00" in tex
     assert r"$-$6.27" in tex
@@ -139,3 +139,17 @@ def test_paper_numbers_per_task_in_a_multi_task_table(tmp_path):
     sst2 = dict(zip(columns, lines["glue/sst2"], strict=True))
     assert mrpc["paper F1"] == "89.6" and mrpc["Δ F1"] == "−0.60"
     assert sst2["paper acc"] == "93" and sst2["Δ acc"] == "+0.00" and mrpc["paper acc"] == ""
+
+
+def test_tradeoff_plots_need_two_sizes(tmp_path, config):
+    sweep = tmp_path / "sizes"
+    write_multirun(sweep, {"student.num_layers": "3,6", "seed": "1,2"}, ["loss=kd"])
+    for number, (layers, seed) in enumerate([(3, 1), (3, 2), (6, 1), (6, 2)]):
+        write_job(sweep, number, [f"student.num_layers={layers}", f"seed={seed}", "loss=kd"],
+                  job_metrics(seed, {"val/f1": 0.8 + layers / 100}, params=layers * 3_000_000,
+                              layers=layers))
+    report = build_report([sweep], load_config(config), tmp_path / "out")
+    names = sorted(p.name for p in report.files)
+    assert names == ["mrpc.md", "mrpc.tex", "mrpc_latency_ms_b1.png", "mrpc_params.png",
+                     "mrpc_seeds.png"]
+    assert (tmp_path / "out" / "mrpc_params.png").read_bytes()[:4] == b"\x89PNG"

@@ -134,6 +134,10 @@ def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: l
                                "mean": grouped[main].mean(), "std": grouped[main].std()})
         points["label"] = [" ".join(map(str, v)) if isinstance(v, tuple) else str(v)
                            for v in points.index]  # one key: plain values, else tuples
+        points = points.dropna(subset=["cost", "mean"])
+        if points["cost"].nunique() < 2:   # one size only: nothing is traded off
+            log.info("report: no %s plot, every group has the same %s", column, cost)
+            continue
         path = out / f"{cfg.name}_{'params' if cost == 'parameters' else column}.png"
         files.append(tradeoff_plot(points, cost, label, metrics[0], path, cfg.title, references))
     if "seeds" in cfg.plots:

@@ -62,16 +62,20 @@ def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metr
 def seeds_plot(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Metric],
                path: Path, title: str = "") -> Path:
     """Per metric, a box per group with every seed's score drawn on top."""
-    labels, parts = _group_labels(jobs, group_by)
-    width = min(14.0, max(5.0, 0.9 * len(labels) + 2))
+    metrics = [m for m in metrics if m.key in jobs and jobs[m.key].notna().any()]
+    all_labels, all_parts = _group_labels(jobs, group_by)
+    width = min(14.0, max(5.0, 0.9 * len(all_labels) + 2))
     fig = Figure(figsize=(width, 4.0 * len(metrics)), layout="constrained")
     axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
     rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
-    positions = np.arange(1, len(labels) + 1)
-    many = len(labels) > 4  # slant long tick labels
     for ax, metric in zip(axes, metrics, strict=True):
-        values = [part[metric.key].dropna().to_numpy(dtype=float) * metric.scale
-                  for part in parts]
+        # only the groups that have this metric (a table mixes tasks with different metrics)
+        pairs = [(label, part[metric.key].dropna().to_numpy(dtype=float) * metric.scale)
+                 for label, part in zip(all_labels, all_parts, strict=True)
+                 if metric.key in part and part[metric.key].notna().any()]
+        labels, values = [p[0] for p in pairs], [p[1] for p in pairs]
+        positions = np.arange(1, len(labels) + 1)
+        many = len(labels) > 4  # slant long tick labels
         ax.boxplot(values, positions=positions, widths=0.5, showfliers=False)
         for pos, vals in zip(positions, values, strict=True):
             ax.scatter(pos + rng.uniform(-0.12, 0.12, len(vals)), vals, s=18, alpha=0.8,
