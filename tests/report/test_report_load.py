@@ -31,11 +31,19 @@ def test_failed_and_never_started_jobs_are_listed(tmp_path):
 
 def test_jobs_finished_by_a_second_multirun_are_marked_re_run(tmp_path):
     sweep = mrpc_sweep(tmp_path)
-    rest = tmp_path / "rest"   # the missing kd_ckd seed 4 (not the failed kd seed 4), run again
+    # the missing kd_ckd seed 4 (not the failed kd seed 4) run again with the same sweep config
+    rest = tmp_path / "rest"
+    write_multirun(rest, {"loss": "kd,kd_ckd", "seed": "range(1,5)"},
+                   ["trainer.max_epochs=1", "loss=kd_ckd", "seed=4"])
     write_job(rest, 0, ["loss=kd_ckd", "seed=4", "trainer.max_epochs=1"],
               job_metrics(4, {"val/f1": 0.84}))
-    jobs, problems = load_jobs([sweep, rest])
-    assert len(jobs) == 7
+    other = tmp_path / "other"   # the same overrides from another sweep config: not a re-run
+    write_multirun(other, {"seed": "4"}, ["loss=kd", "trainer.max_epochs=1"],
+                   config_dir=tmp_path / "elsewhere")
+    write_job(other, 0, ["seed=4", "loss=kd", "trainer.max_epochs=1"],
+              job_metrics(4, {"val/f1": 0.80}))
+    jobs, problems = load_jobs([sweep, rest, other])
+    assert len(jobs) == 8
     by_job = {row["job"]: row for row in problems.to_dict("records")}
     assert by_job["7"]["status"] == "re-run" and by_job["7"]["error"] == f"finished in {rest}/0"
     assert by_job["3"]["status"] == "failed or still running"

@@ -52,7 +52,7 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
     """
     rows: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
-    finished: dict[frozenset[str], str] = {}   # overrides -> "<sweep>/<job>" of a finished job
+    finished: dict[tuple, str] = {}   # (sweep config, overrides) -> "<sweep>/<job>" finished
     for sweep in map(Path, sweep_dirs):
         if not sweep.is_dir():
             raise FileNotFoundError(f"no sweep folder {sweep}")
@@ -61,11 +61,12 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
             if (job / "metrics.json").is_file():
                 rows += job_rows(job, sweep)
                 where = f"{sweep}/{_job_name(job, sweep)}"
-                finished.setdefault(frozenset(raw_overrides(job)), where)
+                finished.setdefault((sweep_config(sweep), frozenset(raw_overrides(job))), where)
             else:
-                problems.append(_problem(sweep, job, "failed or still running", raw_overrides(job),
-                                         last_error(job / "run.log")))
-        problems += missing_jobs(sweep, jobs)
+                problems.append({**_problem(sweep, job, "failed or still running",
+                                            raw_overrides(job), last_error(job / "run.log")),
+                                 "config": sweep_config(sweep)})
+        problems += [{**p, "config": sweep_config(sweep)} for p in missing_jobs(sweep, jobs)]
     problems = mark_reruns(problems, finished)
     for row in rows:
         for column, template in (derive or {}).items():
@@ -144,18 +145,27 @@ def missing_jobs(sweep: Path, jobs: Sequence[Path]) -> list[dict[str, Any]]:
             for number, planned in enumerate(plan.jobs) if frozenset(planned) not in started]
 
 
-def mark_reruns(problems: list[dict[str, Any]], finished: Mapping[frozenset[str], str]
+def mark_reruns(problems: list[dict[str, Any]], finished: Mapping[tuple, str]
                 ) -> list[dict[str, Any]]:
-    """A failed or missing job whose overrides finished in another given folder was re-run.
+    """A failed or missing job that finished in another given folder of the same sweep config.
 
     Its row stays (the report says what happened) with the status ``re-run`` and the finished
     job's folder; :func:`open_problems` leaves such rows out of the failure count.
     """
     for problem in problems:
-        done = finished.get(frozenset(problem["overrides"].split()))
+        config = problem.pop("config", None)
+        done = finished.get((config, frozenset(problem["overrides"].split())))
         if done is not None:
             problem["status"], problem["error"] = RERUN, f"finished in {done}"
     return problems
+
+
+def sweep_config(sweep: Path) -> tuple[str, str] | None:
+    """``(-cd folder, -cn name)`` a multirun was launched with; None for a single run."""
+    hydra = _multirun(sweep).get("hydra") or {}
+    if not hydra:
+        return None
+    return (str(sweep_config_dir(sweep)), str((hydra.get("job") or {}).get("config_name")))
 
 
 def open_problems(problems: pd.DataFrame) -> pd.DataFrame:
