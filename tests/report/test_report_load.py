@@ -86,6 +86,7 @@ def test_submodels_give_one_row_each(tmp_path):
     assert problems.empty
     assert jobs[["subnet", "val/accuracy", "params_total"]].values.tolist() == [
         ["w1.00_d1.00", 0.90, 110e6], ["w0.50_d0.50", 0.85, 40e6]]
+    assert jobs[["width", "depth"]].values.tolist() == [[1.0, 1.0], [0.5, 0.5]]
 
 
 def test_last_error_without_exception(tmp_path):

@@ -77,3 +77,18 @@ def test_equal_differences_give_no_t_statistic():
     result = compare_paired(a, b)
     assert result["mean_diff"] == pytest.approx(1 / 408) and result["a_wins"] == 3
     assert math.isnan(result["t"]) and math.isnan(result["p"])
+
+
+def test_grid_table_is_rows_by_columns_largest_first():
+    from lmcompress.report.config import Metric
+    from lmcompress.report.tables import grid_tables
+
+    jobs = pd.DataFrame({"experiment": ["a"] * 6, "seed": [1, 2, 1, 2, 1, 2],
+                         "width": [1.0, 1.0, 0.5, 0.5, 1.0, 1.0],
+                         "depth": [1.0, 1.0, 1.0, 1.0, 0.5, 0.5],
+                         "m": [0.90, 0.92, 0.80, 0.84, 0.70, 0.70]})
+    [(name, matrix)] = grid_tables(jobs, "width", "depth", ["experiment"], Metric("m", scale=100))
+    assert name == "a (n = 2)"
+    assert matrix.columns.tolist() == ["width \\ depth", "depth 1.0", "depth 0.5"]
+    assert matrix.values.tolist() == [["1.0", "91.00 ± 1.41", "70.00 ± 0.00"],
+                                      ["0.5", "82.00 ± 2.83", "–"]]

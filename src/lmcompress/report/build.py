@@ -18,7 +18,13 @@ from lmcompress.report.config import Metric, ReportConfig
 from lmcompress.report.load import load_jobs, open_problems, sweep_plan
 from lmcompress.report.plots import seeds_plot, tradeoff_plot
 from lmcompress.report.stats import aggregate, paired_test
-from lmcompress.report.tables import paired_table, results_table, to_latex, to_markdown
+from lmcompress.report.tables import (
+    grid_tables,
+    paired_table,
+    results_table,
+    to_latex,
+    to_markdown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,8 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
         comment = "\n".join([f"{cfg.title or cfg.name} (python -m lmcompress.report)", *notes])
         files.append(_write(out / f"{cfg.name}.tex", to_latex(table, len(group_by), comment)))
         sections += ["", to_markdown(table), "", *(f"- {note}" for note in notes)]
+        if cfg.grid is not None:
+            sections += grid_sections(jobs, cfg, metrics[0])
         paired = paired_results(jobs, cfg, group_by, metrics)
         if paired is not None:
             sections += ["", f"## Paired comparisons over {cfg.seed_key}s (scipy ttest_rel, "
@@ -114,6 +122,18 @@ def paired_results(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str],
             result = result[result["n"] > 0]   # groups without this metric (another task's)
             frames.append(result.assign(comparison=f"{pair.a} − {pair.b}", metric=metric))
     return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def grid_sections(jobs: pd.DataFrame, cfg: ReportConfig, metric: Metric) -> list[str]:
+    """``## <metric>: <rows> x <columns>`` with one matrix per ``grid.by`` group."""
+    grid = cfg.grid
+    missing = [c for c in [grid.rows, grid.columns, *grid.by] if c not in jobs]
+    if missing:
+        raise KeyError(f"grid {missing}: no such job column; columns: {sorted(jobs.columns)}")
+    lines = ["", f"## {metric.label}: {grid.rows} × {grid.columns}"]
+    for name, matrix in grid_tables(jobs, grid.rows, grid.columns, grid.by, metric):
+        lines += ["", f"{name}:" if name else "", "", to_markdown(matrix)]
+    return lines
 
 
 def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: list[Metric],

@@ -87,6 +87,18 @@ class PaperRef:
 
 
 @dataclass
+class Grid:
+    """The first metric as a matrix (e.g. DynaBERT's widths x depths), one per ``by`` group."""
+
+    rows: str
+    """Column whose values are the rows, e.g. ``width``."""
+    columns: str
+    """Column whose values are the columns, e.g. ``depth``."""
+    by: list[str] = field(default_factory=list)
+    """Columns that split the jobs into one matrix each, e.g. ``[experiment]``."""
+
+
+@dataclass
 class ReportConfig:
     """A sweep's report: grouping, metrics, tests, reference rows and plots."""
 
@@ -110,6 +122,8 @@ class ReportConfig:
     """The paper table this one reproduces (null: none)."""
     plots: list[str] = field(default_factory=lambda: list(PLOTS))
     """Figures to draw: ``params`` and ``latency`` (metric vs cost), ``seeds`` (spread)."""
+    grid: Grid | None = None
+    """Also show the first metric as ``rows`` x ``columns`` matrices (null: no)."""
 
 
 def load_config(path: str | Path | None = None) -> ReportConfig:

@@ -23,6 +23,8 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 PROBLEM_COLUMNS = ["sweep", "job", "status", "overrides", "error"]
+# DynaBERT's sub-model names (docs/dynabert.md) also give width and depth columns.
+SUBNET_NAME = re.compile(r"^w(?P<width>\d+(?:\.\d+)?)_d(?P<depth>\d+(?:\.\d+)?)$")
 RERUN = "re-run"  # status of a failed or missing job that finished in another given folder
 # The last line of a Python traceback: "ValueError: ...", "torch.OutOfMemoryError: ...".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
@@ -100,9 +102,15 @@ def job_rows(job: Path, sweep: Path) -> list[dict[str, Any]]:
         reports = {_report_key(split, k): v for split, scores in metrics.get("reports", {}).items()
                    for k, v in scores.items()}
         return [{**base, **model, **metrics.get("val", {}), **metrics.get("test", {}), **reports}]
-    return [{**base, "subnet": name, **(_numbers(entry.get("model") or {}) or model),
+    return [{**base, "subnet": name, **_subnet_fields(name),
+             **(_numbers(entry.get("model") or {}) or model),
              **entry.get("val", {}), **entry.get("test", {})}
             for name, entry in submodels.items()]
+
+
+def _subnet_fields(name: str) -> dict[str, float]:
+    match = SUBNET_NAME.match(name)
+    return {k: float(v) for k, v in match.groupdict().items()} if match else {}
 
 
 def raw_overrides(job: Path) -> list[str]:

@@ -54,6 +54,28 @@ def results_table(stats: pd.DataFrame, metrics: Sequence[Metric],
     return table.fillna("").astype(str).reset_index(drop=True), notes
 
 
+def grid_tables(jobs: pd.DataFrame, rows: str, columns: str, by: Sequence[str],
+                metric: Metric) -> list[tuple[str, pd.DataFrame]]:
+    """Per ``by`` group, ``metric`` as mean ± std in a ``rows`` x ``columns`` matrix.
+
+    Rows and columns run from the largest value down (width 1.0 first); a missing cell is a dash.
+    """
+    out = []
+    parts = jobs.groupby(list(by), sort=False, dropna=False) if by else [((), jobs)]
+    for values, part in parts:
+        stats = part.groupby([rows, columns])[metric.key].agg(["mean", "std", "count"])
+        n_all = int(stats["count"].max())
+        cells = pd.Series([mean_std(r.mean, r.std, int(r.count), n_all, metric)
+                           for r in stats.itertuples()], index=stats.index)
+        matrix = cells.unstack(columns).sort_index(ascending=False)
+        matrix = matrix[sorted(matrix.columns, reverse=True)].fillna(DASH)
+        matrix.insert(0, f"{rows} \\ {columns}", [_text(v) for v in matrix.index])
+        matrix.columns = [matrix.columns[0], *(f"{columns} {_text(c)}" for c in matrix.columns[1:])]
+        name = " ".join(map(str, values if isinstance(values, tuple) else (values,)))
+        out.append((f"{name} (n = {n_all})".strip(), matrix.reset_index(drop=True)))
+    return out
+
+
 def mean_std(mean: float, std: float, n: int, n_row: int, metric: Metric) -> str:
     """``"83.67 ± 0.50"`` (scaled), ``"83.67"`` for one seed, ``(n=k)`` when seeds are missing."""
     if n == 0 or math.isnan(mean):
