@@ -152,8 +152,11 @@ def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: l
     for column, cost, label, factor in costs:
         points = pd.DataFrame({"cost": grouped[column].mean() * factor,
                                "mean": grouped[main].mean(), "std": grouped[main].std()})
-        points["label"] = [" ".join(map(str, v)) if isinstance(v, tuple) else str(v)
-                           for v in points.index]  # one key: plain values, else tuples
+        keys = [v if isinstance(v, tuple) else (v,) for v in points.index]
+        if len(group_by) > 1:   # the first key is the series (colour), the rest the label
+            points["series"] = [str(k[0]) for k in keys]
+            keys = [k[1:] for k in keys]
+        points["label"] = [" ".join(map(str, k)) for k in keys]
         points = points.dropna(subset=["cost", "mean"])
         if points["cost"].nunique() < 2:   # one size only: nothing is traded off
             log.info("report: no %s plot, every group has the same %s", column, cost)

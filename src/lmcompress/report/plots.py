@@ -25,8 +25,12 @@ def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metr
                   ) -> Path:
     """One marker per group at (cost, mean metric) with ± std bars; the Pareto front as steps.
 
+    Points of one ``series`` share a colour; only the front's points are labelled when there
+    are more than a dozen (the others are told apart by colour and position).
+
     Args:
-        points: one row per group: ``label``, ``cost``, ``mean``, ``std`` (metric units).
+        points: one row per group: ``label``, ``cost``, ``mean``, ``std`` (metric units), and
+            optionally ``series`` (e.g. the objective; the legend names it).
         cost: name of the cost, only for the legend ("parameters", "latency").
         cost_label: x-axis label with its unit.
         metric: the metric on the y axis (its ``scale`` is applied here).
@@ -38,23 +42,28 @@ def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metr
     y = points["mean"].to_numpy(dtype=float) * metric.scale
     err = np.nan_to_num(points["std"].to_numpy(dtype=float) * metric.scale)
     front = pareto_front(x, y)
-    fig = Figure(figsize=(7, 5), layout="constrained")
+    series = (points["series"].astype(str).to_numpy() if "series" in points
+              else np.full(len(points), "mean ± std over seeds"))
+    fig = Figure(figsize=(8, 6.5), layout="constrained")
     ax = fig.add_subplot()
-    ax.errorbar(x, y, yerr=err, fmt="o", color="tab:blue", ecolor="0.6", capsize=3,
-                label="mean ± std over seeds")
+    for i, name in enumerate(dict.fromkeys(series)):
+        mask = series == name
+        ax.errorbar(x[mask], y[mask], yerr=err[mask], fmt="o", color=f"C{i % 10}", ecolor="0.6",
+                    capsize=3, label=name)
     order = np.argsort(x[front])
     ax.step(x[front][order], y[front][order], where="post", color=FRONT_COLOR, linewidth=1.5,
             label=f"Pareto front ({cost} vs {metric.label})")
     ax.scatter(x[front], y[front], s=80, facecolors="none", edgecolors=FRONT_COLOR, zorder=3)
-    for xi, yi, label in zip(x, y, points["label"], strict=True):
-        ax.annotate(str(label), (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    labelled = front if len(points) > 12 else np.ones(len(points), dtype=bool)
+    for xi, yi, label in zip(x[labelled], y[labelled], points["label"][labelled], strict=True):
+        ax.annotate(str(label), (xi, yi), xytext=(4, -10), textcoords="offset points", fontsize=7)
     for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
         ax.axhline(value * metric.scale, color="0.4", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel(cost_label)
     ax.set_ylabel(metric.label)
     fig.suptitle(_wrap(title or f"{metric.label} vs {cost}", fig), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.savefig(path, dpi=150)
     return path
 
