@@ -153,3 +153,16 @@ def test_tradeoff_plots_need_two_sizes(tmp_path, config):
     assert names == ["mrpc.md", "mrpc.tex", "mrpc_latency_ms_b1.png", "mrpc_params.png",
                      "mrpc_seeds.png"]
     assert (tmp_path / "out" / "mrpc_params.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_group_by_key_absent_from_these_jobs_is_an_empty_column(tmp_path):
+    # ckd_ablation's report groups by loss.ckd.window, which only its window sweep varies
+    cfg = {"name": "abl", "group_by": ["loss", "loss.ckd.window"],
+           "metrics": [{"key": "val/f1", "scale": 100}], "plots": []}
+    path = tmp_path / "report.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    report = build_report([mrpc_sweep(tmp_path)], load_config(path), tmp_path / "out")
+    assert "| kd | – | 3 |" in report.markdown
+    path.write_text(yaml.safe_dump({**cfg, "group_by": ["los"]}))
+    with pytest.raises(KeyError, match=r"group_by \['los'\]: no such job column"):
+        build_report([mrpc_sweep(tmp_path / "again")], load_config(path), tmp_path / "out2")

@@ -83,8 +83,12 @@ def resolve_group_by(cfg: ReportConfig, jobs: pd.DataFrame, sweeps: Sequence[Pat
     if "subnet" in jobs and "subnet" not in group_by:
         group_by.append("subnet")
     missing = [key for key in group_by if key not in jobs]
-    if missing:
+    if len(missing) == len(group_by):
         raise KeyError(f"group_by {missing}: no such job column; columns: {sorted(jobs.columns)}")
+    for key in missing:  # e.g. a key only the report's other sweep varies, not given this time
+        log.warning("report: group_by %r is in none of these jobs (a typo?); its column is empty",
+                    key)
+        jobs[key] = None
     return group_by
 
 
