@@ -173,7 +173,8 @@ def _save(fig: Any, path: Path) -> Path:
 def cost_section(files: Sequence[str]) -> str:
     """Search time per run from its ``selection.json``, and the cached/independent ratio.
 
-    ``independent`` re-ran a few candidates without the cache (``independent_subset``). The
+    ``independent`` re-ran some candidates without the cache, each right after its cached fit
+    was timed again (``independent_subset``). The
     whole-search estimate scales the candidate fits by that ratio and charges the independent
     search nothing for the base model's passes (which it would need for the ATE): a lower bound
     of the whole search's saving.
@@ -183,12 +184,13 @@ def cost_section(files: Sequence[str]) -> str:
         path = Path(candidates).with_name("selection.json")
         if not path.is_file():
             continue
-        timing = json.loads(path.read_text()).get("timing", {})
+        selection = json.loads(path.read_text())
+        timing = selection.get("timing", {})
         fits = timing.get("search_s", 0.0) - timing.get("cache_s", 0.0)
         independent = timing.get("independent") or {}
         ratio = independent.get("ratio")
         whole = ratio * fits / timing["search_s"] if ratio and timing.get("search_s") else None
-        rows.append([json.loads(path.read_text()).get("source", "?"), timing.get("candidates"),
+        rows.append([selection.get("source", "?"), timing.get("candidates"),
                      f"{timing.get('cache_s', 0):.0f}", f"{timing.get('search_s', 0):.0f}",
                      f"{timing.get('per_candidate_s', 0):.1f}",
                      f"{independent.get('candidates', 0)}: {independent.get('cached_s', 0):.0f}"
