@@ -9,6 +9,7 @@ import pytest
 from lmcompress.amoc.candidates import (
     Candidate,
     Trainable,
+    cache_bound,
     enumerate_candidates,
     first_changed,
     fixed_pattern,
@@ -73,3 +74,18 @@ def test_timing_sample_follows_the_starts_of_the_whole_search():
     assert [t.start for t in timing_sample(trained, 3)] == [-1, 0, 2]
     assert sorted(t.start for t in timing_sample(trained, 7)) == [-1, -1, 0, 0, 1, 2, 3]
     assert len(timing_sample(trained, 50)) == 21  # every candidate: the exact ratio
+
+
+def test_cache_bound_counts_layer_passes_by_hand():
+    # removing layer 5 of 6 re-trains layer 4: forward 5 kept layers uncached, 1 cached; the
+    # backward pass reaches layer 4 only (a re-trained layer: 2) on both paths
+    assert cache_bound(6, [Candidate((5,))], "official") == {"train": 7 / 3, "eval": 5.0}
+    # removing layer 0 re-trains the embeddings: nothing below them to cache
+    assert cache_bound(6, [Candidate((0,))], "official") == {"train": 1.0, "eval": 1.0}
+    # removing 2 and 4: layers 1 and 3 re-trained, start at 1; kept 0, 1, 3, 5
+    # uncached 4 + backward (2 + 2 + 1), cached 3 + the same backward
+    assert cache_bound(6, [Candidate((2, 4))], "official") == {"train": 9 / 8, "eval": 4 / 3}
+    # the whole-search bound pools the passes (not a mean of ratios), and "all" caches nothing
+    both = cache_bound(6, [Candidate((5,)), Candidate((0,))], "official")
+    assert both == {"train": (7 + 10) / (3 + 10), "eval": (5 + 5) / (1 + 5)}
+    assert cache_bound(6, enumerate_candidates(6, [1, 2]), "all") == {"train": 1.0, "eval": 1.0}

@@ -39,10 +39,13 @@ def test_amoc_stage_writes_candidates_and_selection_then_the_report(make_cfg, tm
     assert timing["candidates"] == 14 and timing["search_s"] > 0
     assert timing["independent"]["candidates"] == 1
     assert timing["independent"]["max_abs_prob_diff"] < 1e-5  # cached == independent path
+    bound = timing["independent"]["bound"]
+    assert 1.0 <= bound["train"] <= bound["eval"]
 
     paths = report_main([str(tmp_path), "--out", str(tmp_path / "report")])
     text = paths["results"].read_text()
     assert "electronics → movies" in text and "## Regression" in text
+    assert f"{bound['train']:.2f}–{bound['eval']:.2f}×" in text  # the cost table's bound column
     assert paths["predicted_vs_actual"].stat().st_size > 0 and paths["ate_vs_drop"].is_file()
 
 

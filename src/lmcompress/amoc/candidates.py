@@ -131,3 +131,27 @@ def first_changed(num_layers: int, candidate: Candidate, rule: str) -> int:
     if parts.embeddings:
         return EMBEDDINGS
     return min(min(candidate.removed), *parts.layers)
+
+
+def cache_bound(num_layers: int, candidates: Sequence[Candidate], rule: str) -> dict[str, float]:
+    """The most the prefix cache can save on ``candidates``: independent / cached layer passes.
+
+    A cost model in encoder-layer passes per example (docs/amoc.md §10): a forward pass costs 1
+    per layer; a backward pass reaches only the layers from the first changed one up, at 1 per
+    frozen layer (input gradient) and 2 per re-trained one (input and weight gradients). The
+    cache removes the forward passes of the kept layers below the first changed layer and
+    nothing else. ``train`` is the bound for the fine-tune, ``eval`` for the prediction passes;
+    a search's ratio lies between them (embeddings and head are left out: they cost the same on
+    both paths).
+    """
+    cost = {"train": [0, 0], "eval": [0, 0]}
+    for candidate in candidates:
+        kept = [i for i in range(num_layers) if i not in candidate.removed]
+        start = max(first_changed(num_layers, candidate, rule), 0)
+        above = [i for i in kept if i >= start]
+        trained = set(trainable_parts(num_layers, candidate, rule).layers)
+        backward = sum(2 if i in trained else 1 for i in above)
+        for side, prefix_cost in ((0, len(kept)), (1, len(above))):
+            cost["train"][side] += prefix_cost + backward
+            cost["eval"][side] += prefix_cost
+    return {name: independent / cached for name, (independent, cached) in cost.items()}

@@ -196,15 +196,22 @@ def cost_section(files: Sequence[str]) -> str:
                      f"{independent.get('candidates', 0)}: {independent.get('cached_s', 0):.0f}"
                      f" vs {independent.get('independent_s', 0):.0f} s"
                      if independent else "not measured",
-                     f"{ratio:.2f}×" if ratio else "–", f"{whole:.2f}×" if whole else "–"])
+                     f"{ratio:.2f}×" if ratio else "–", _bound(independent.get("bound")),
+                     f"{whole:.2f}×" if whole else "–"])
     if not rows:
         return "## Search cost\n\nNo selection.json with timing next to the candidates tables."
     headers = ["source", "candidates", "cache s", "search s", "s per candidate",
-               "uncached re-run: cached vs independent", "fit ratio", "whole search (lower bound)"]
+               "uncached re-run: cached vs independent", "fit ratio",
+               "the cache's bound (training–prediction)", "whole search (lower bound)"]
     return "## Search cost\n\n" + _markdown(headers, rows) + (
         "\n\nWhole search: the candidate fits scaled by the re-run's ratio over the cached "
         "search time including its base-model passes (an independent search is charged none of "
-        "them, so this is a lower bound of the saving).")
+        "them, so this is a lower bound of the saving). The cache's bound is the most it can save "
+        "on the re-run candidates, counted in layer passes (docs/amoc.md §10).")
+
+
+def _bound(bound: dict[str, float] | None) -> str:
+    return f"{bound['train']:.2f}–{bound['eval']:.2f}×" if bound else "–"
 
 
 def report(folders: Sequence[str | Path], out: str | Path,

@@ -34,6 +34,7 @@ from lmcompress.amoc.cache import (
 from lmcompress.amoc.candidates import (
     PATTERNS,
     Candidate,
+    cache_bound,
     enumerate_candidates,
     first_changed,
     trainable_parts,
@@ -221,12 +222,14 @@ class Search:
             again = predict(restored, item.start, self.dev)
             diff = max(diff, max(float((a - b).abs().max()) for a, b in zip(dev, again,
                                                                              strict=True)))
+        bound = cache_bound(self.num_layers, [t.candidate for t in trained], self.spec.trainable)
         self.independent = {"candidates": len(trained), "cached_s": cached,
                             "independent_s": independent,
                             "ratio": independent / cached if cached else float("nan"),
-                            "max_abs_prob_diff": diff}
-        log.info("amoc cost: independent %.1fs vs cached %.1fs on %d candidates (x%.2f)",
-                 independent, cached, len(trained), self.independent["ratio"])
+                            "max_abs_prob_diff": diff, "bound": bound}
+        log.info("amoc cost: independent %.1fs vs cached %.1fs on %d candidates (x%.2f; the "
+                 "cache's bound: x%.2f training, x%.2f prediction)", independent, cached,
+                 len(trained), self.independent["ratio"], bound["train"], bound["eval"])
 
     def restore(self, item: Trained) -> Any:
         """A trained candidate rebuilt from the base model and its re-trained parameters."""
@@ -280,10 +283,8 @@ class Search:
 def timing_sample(trained: list[Trained], n: int) -> list[Trained]:
     """``n`` candidates evenly spaced in first-changed-layer order, to time without the cache.
 
-    The saving depends on where a candidate starts (nothing below the embeddings, most near the
-    top), so the sample follows the candidates' distribution of starts: its ratio, applied to
-    the whole search, is an estimate rather than the worst case of the low starts that lead the
-    candidate list. ``n >= len(trained)`` times every candidate (the exact whole-search ratio).
+    The saving depends on where a candidate starts, so the sample follows the candidates'
+    distribution of starts. ``n >= len(trained)`` times every candidate (the exact ratio).
     """
     ordered = sorted(trained, key=lambda item: (item.start, item.candidate.k))
     if n >= len(ordered):
