@@ -8,11 +8,16 @@ over repeats of (sub-network step time / full-model step time).
 ``torch.no_grad`` at each batch size, interleaved; speed-up = median over repeats of (full /
 sub-network latency). The FLOP ratio counts the encoder's matmuls (Q/K/V, scores, context,
 attention output, FFN; docs/dynabert.md §8): a sliced model that does no worse than its smaller
-matmuls imply has speed-up / FLOP ratio near 1 (>= 0.8 is the bar).
+matmuls imply has speed-up / FLOP ratio near 1 (>= 0.8 is the bar). ``--runtimes`` times the
+same exported models in eager PyTorch, as a frozen TorchScript trace (``torch.jit.trace`` +
+``freeze`` + ``optimize_for_inference``) and in ONNX Runtime (``torch.onnx.export``, TorchScript
+exporter, one intra-op thread per torch thread; needs ``pip install onnx onnxruntime``). Each
+runtime is checked against the eager logits on the timed batch before it is timed.
 
     python benchmarks/dynabert_cost.py                          # B=32, n=128, both parts
     python benchmarks/dynabert_cost.py --part inference --repeats 20 --batches 1,32
     python benchmarks/dynabert_cost.py --part training --repeats 10 --seq 64 --threads 2
+    python benchmarks/dynabert_cost.py --part inference --runtimes eager,torchscript,onnxruntime
 
 With --repeats 2 both parts together took 3 min 50 s on a 2-core machine busy with other jobs;
 --part splits the run.
@@ -22,8 +27,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
+import tempfile
 import time
+import warnings
 
 import torch
 from transformers import AutoModelForSequenceClassification, logging
@@ -68,13 +76,6 @@ def train_step(model, optim, data, width: float, depth: float) -> float:
     return time.perf_counter() - start
 
 
-@torch.no_grad()
-def forward_time(model, data) -> float:
-    start = time.perf_counter()
-    model(**data)
-    return time.perf_counter() - start
-
-
 def paired_medians(times: dict, base) -> tuple[dict, dict]:
     """Median time of each key, and median over repeats of (time / base time) per key."""
     medians = {k: statistics.median(v) for k, v in times.items()}
@@ -102,28 +103,96 @@ def training(model, data, repeats: int) -> None:
     set_subnet(model, 1.0, 1.0)
 
 
-def inference(model, seq: int, batch_sizes: list[int], repeats: int) -> None:
+def torchscript(model, data):
+    """A frozen TorchScript trace of ``model`` on ``data`` (shapes as traced)."""
+    args = (data["input_ids"], data["attention_mask"], data["token_type_ids"])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # HF's shape checks: constants for this trace
+        traced = torch.jit.trace(model, args, strict=False)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    return lambda: frozen(*args)
+
+
+def onnxruntime(model, data, folder: str):
+    """An ONNX Runtime session on ``model`` exported with the TorchScript exporter."""
+    import onnxruntime as ort
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    path = os.path.join(folder, f"{id(model)}.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, tuple(data[k] for k in names), path, input_names=names,
+                          output_names=["logits"], dynamo=False,
+                          dynamic_axes={k: {0: "batch", 1: "length"} for k in names})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feeds = {k: data[k].numpy() for k in names}
+    return lambda: torch.from_numpy(session.run(None, feeds)[0])
+
+
+def runner(runtime: str, model, data, folder: str):
+    """``() -> logits`` of ``model`` on ``data`` in ``runtime``, checked against eager."""
+    if runtime == "eager":
+        def run():
+            return model(**data)[0]
+    elif runtime == "torchscript":
+        run = torchscript(model, data)
+    else:
+        run = onnxruntime(model, data, folder)
+    with torch.no_grad():
+        ref, out = model(**data)[0], run()
+        out = out[0] if isinstance(out, tuple) else out
+    if not torch.allclose(out, ref, atol=1e-4, rtol=0):
+        raise RuntimeError(f"{runtime}: logits differ from eager by {(out - ref).abs().max():.2e}")
+    return run
+
+
+@torch.no_grad()
+def call_time(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def inference(model, seq: int, batch_sizes: list[int], repeats: int, runtimes: list[str]) -> None:
+    """All runtimes' calls interleaved, so the speed-ups across runtimes are paired too."""
     exported = {wd: extract_subnetwork(model, *wd).eval() for wd in GRID}
+    for small in exported.values():
+        small.config.return_dict = False  # tuples, for the trace and the exporter
     full_flops = encoder_flops(model.config, 1.0, 1.0, seq)
+    folder = tempfile.mkdtemp(prefix="dynabert_onnx_")
     for size in batch_sizes:
         data = batch(size, seq, model.config.vocab_size)
         data.pop("labels")
-        for small in exported.values():  # warm-up
-            forward_time(small, data)
-        times = {wd: [] for wd in GRID}
+        runs = {(rt, wd): runner(rt, small, data, folder)
+                for rt in runtimes for wd, small in exported.items()}
+        for run in runs.values():  # warm-up
+            call_time(run)
+            call_time(run)
+        times = {key: [] for key in runs}
         for _ in range(repeats):
-            for wd, small in exported.items():
-                times[wd].append(forward_time(small, data))
-        medians, ratios = paired_medians(times, (1.0, 1.0))
-        print(f"\nbatch {size} x {seq}\n")
-        print("| width | depth | params (M) | FLOP ratio | ms | speed-up | speed-up / FLOP ratio |")
-        print("|---|---|---|---|---|---|---|")
-        for wd in GRID:
-            flop_ratio = full_flops / encoder_flops(model.config, *wd, seq)
-            speedup = 1 / ratios[wd]
-            print(f"| {wd[0]} | {wd[1]} | {param_count(model, *wd) / 1e6:.1f} | "
-                  f"{flop_ratio:.2f}x | {medians[wd] * 1e3:.1f} | {speedup:.2f}x | "
-                  f"{speedup / flop_ratio:.2f} |", flush=True)
+            for key, run in runs.items():
+                times[key].append(call_time(run))
+        fastest = min(runtimes, key=lambda rt: statistics.median(times[(rt, (1.0, 1.0))]))
+        for rt in runtimes:
+            base = times[(rt, (1.0, 1.0))]
+            print(f"\n{rt}, batch {size} x {seq} (fastest full model: {fastest}, "
+                  f"{statistics.median(times[(fastest, (1.0, 1.0))]) * 1e3:.1f} ms)\n")
+            print("| width | depth | params (M) | FLOP ratio | ms | speed-up | "
+                  "speed-up / FLOP ratio | against the fastest full model |")
+            print("|---|---|---|---|---|---|---|---|")
+            for wd in GRID:
+                flop_ratio = full_flops / encoder_flops(model.config, *wd, seq)
+                mine = times[(rt, wd)]
+                speedup = statistics.median(f / t for f, t in zip(base, mine, strict=True))
+                best = statistics.median(f / t for f, t in zip(
+                    times[(fastest, (1.0, 1.0))], mine, strict=True))
+                print(f"| {wd[0]} | {wd[1]} | {param_count(model, *wd) / 1e6:.1f} | "
+                      f"{flop_ratio:.2f}x | {statistics.median(mine) * 1e3:.1f} | "
+                      f"{speedup:.2f}x | {speedup / flop_ratio:.2f} | "
+                      f"{best / flop_ratio:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -134,6 +203,8 @@ def main() -> None:
     p.add_argument("--batches", default="1,32", help="inference batch sizes")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--runtimes", default="eager",
+                   help="comma-separated: eager, torchscript, onnxruntime (inference part)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,7 +216,13 @@ def main() -> None:
         training(model, batch(args.batch, args.seq, model.config.vocab_size), args.repeats)
     if args.part in ("both", "inference"):
         print("\n(b) exported sub-networks, inference")
-        inference(model, args.seq, [int(b) for b in args.batches.split(",")], args.repeats)
+        runtimes = args.runtimes.split(",")
+        unknown = set(runtimes) - {"eager", "torchscript", "onnxruntime"}
+        if unknown:
+            p.error(f"--runtimes: unknown {sorted(unknown)}; "
+                    "choose eager, torchscript, onnxruntime")
+        inference(model, args.seq, [int(b) for b in args.batches.split(",")], args.repeats,
+                  runtimes)
 
 
 if __name__ == "__main__":
