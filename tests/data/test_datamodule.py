@@ -173,3 +173,22 @@ def test_training_loader_is_stateful_for_exact_resume():
     again = dm.train_dataloader()
     again.load_state_dict(state)
     assert [b["index"].tolist() for b in again] == rest
+
+
+def test_a_limit_that_keeps_one_class_of_a_label_sorted_split_is_refused(tmp_path):
+    data = tmp_path / "train.csv"  # ordered by label, as the Amazon splits are
+    data.write_text("text,label\n" + "".join(f"bad {i},neg\n" for i in range(6))
+                    + "".join(f"good {i},pos\n" for i in range(6)))
+    with pytest.raises(ValueError, match=r"data.train_limit=4: the first 4 of split 'train' "
+                                         r"all have label 0 \(the split has 2\).*limit_sample"):
+        _module(data, tmp_path / "cache", train_limit=4).validate()
+    dm = _module(data, tmp_path / "cache", train_limit=6, eval_limit=12, limit_sample=True,
+                 seed=3)
+    dm.validate()
+    texts = [e.text for e in dm._examples("train")]
+    assert len(texts) == 6 and {t.split()[0] for t in texts} == {"bad", "good"}
+    order = [int(t.split()[1]) + 6 * t.startswith("good") for t in texts]
+    assert order == sorted(order)  # a subset in the split's order, not a reshuffle
+    again = _module(data, tmp_path / "cache", train_limit=6, limit_sample=True, seed=3)
+    assert [e.text for e in again._examples("train")] == texts  # seeded
+    assert len(dm._examples("validation")) == 12  # a limit above the size keeps everything

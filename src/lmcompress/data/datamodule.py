@@ -60,8 +60,12 @@ class TextDataModule(pl.LightningDataModule):
         eval_batch_size: global batch size for evaluation (default: ``batch_size``).
         num_workers: DataLoader workers.
         cache_dir: where tokenised splits are cached (``None`` disables the cache).
-        train_limit: keep only the first ``train_limit`` training examples (quick runs).
+        train_limit: keep only ``train_limit`` training examples (quick runs).
         eval_limit: likewise for every other split and stream.
+        limit_sample: false: a limit keeps the first examples of the split; true: a seeded
+            random subset (``seed``), in the split's order. A limit that leaves a labelled
+            split with one class when the whole split has more is refused (some sources
+            order their splits by label).
         val_split: the split used for model selection.
         test_split: the split evaluated at the end (``None`` to skip testing).
         report_splits: further labelled splits scored at the end.
@@ -79,7 +83,8 @@ class TextDataModule(pl.LightningDataModule):
                  eval_limit: int | None = None, val_split: str = "validation",
                  test_split: str | None = "test", report_splits: list[str] | None = None,
                  pad_to_max_length: bool = False, streams: dict[str, Any] | None = None,
-                 seed: int | None = None, shuffle_train_labels: bool = False):
+                 seed: int | None = None, shuffle_train_labels: bool = False,
+                 limit_sample: bool = False):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
@@ -88,6 +93,7 @@ class TextDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.cache_dir = num_workers, cache_dir
         self.train_limit, self.eval_limit = train_limit, eval_limit
+        self.limit_sample = limit_sample
         self.val_split, self.test_split = val_split, test_split
         self.report_splits = list(report_splits or [])
         self.pad_to_max_length, self.seed = pad_to_max_length, seed
@@ -223,12 +229,34 @@ class TextDataModule(pl.LightningDataModule):
         if name not in self._raw:
             stream = self.streams.get(name)
             examples = (stream.source.load(stream.split) if stream else self.source.load(name))
+            key = "train_limit" if name == "train" else "eval_limit"
             limit = self.train_limit if name == "train" else self.eval_limit
-            examples = examples[:limit] if limit else examples
+            if limit and limit < len(examples):
+                examples = _limited(examples, limit, self.limit_sample, self.seed or 0,
+                                    f"data.{key}={limit}", name)
             if name == "train" and self.shuffle_train_labels:
                 examples = _shuffled_labels(examples, self.seed or 0)
             self._raw[name] = examples
         return self._raw[name]
+
+
+def _limited(examples: list[Example], limit: int, sample: bool, seed: int, key: str,
+             split: str) -> list[Example]:
+    """``limit`` examples: the first ones, or a seeded sample kept in order; one class refused."""
+    if sample:
+        keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        kept = [examples[i] for i in keep]
+    else:
+        kept = examples[:limit]
+    classes = {e.label for e in examples if isinstance(e.label, int)}
+    left = {e.label for e in kept if isinstance(e.label, int)}
+    if len(classes) > 1 and len(left) == 1:
+        how = "a random sample" if sample else f"the first {limit}"
+        raise ValueError(f"{key}: {how} of split '{split}' all have label {left.pop()} (the "
+                         f"split has {len(classes)}); some sources order a split by label, so "
+                         "set data.limit_sample=true for a seeded random subset, or raise the "
+                         "limit")
+    return kept
 
 
 def _shuffled_labels(examples: list[Example], seed: int) -> list[Example]:
