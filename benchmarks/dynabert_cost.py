@@ -26,6 +26,7 @@ With --repeats 2 both parts together took 3 min 50 s on a 2-core machine busy wi
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import os
 import statistics
@@ -221,6 +222,9 @@ def main() -> None:
         if unknown:
             p.error(f"--runtimes: unknown {sorted(unknown)}; "
                     "choose eager, torchscript, onnxruntime")
+        if "onnxruntime" in runtimes and not all(map(importlib.util.find_spec,
+                                                     ("onnx", "onnxruntime"))):
+            p.error('--runtimes onnxruntime needs onnx and onnxruntime: pip install -e ".[onnx]"')
         inference(model, args.seq, [int(b) for b in args.batches.split(",")], args.repeats,
                   runtimes)
 

@@ -205,6 +205,24 @@ def test_every_subnetwork_exports_to_an_equal_smaller_model():
     assert current_subnet(model) == (1.0, 1.0)
 
 
+def test_sliced_export_traced_once_serves_other_batches_and_lengths():
+    # docs/dynabert.md §8: trace + freeze is how a small sub-network is served at batch 1; a
+    # trace made on one unpadded sequence must keep the attention mask for padded batches
+    import warnings
+
+    small = extract_subnetwork(_model(layers=6), 0.25, 0.5).eval()
+    small.config.return_dict = False
+    one = _inputs(_batch(3, size=1, length=12))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on HF's shape checks
+        graph = torch.jit.trace(small, tuple(one.values()))
+        graph = torch.jit.optimize_for_inference(torch.jit.freeze(graph))
+        for size, length in ((1, 12), (4, 9), (3, 20)):
+            batch = _inputs(_batch(size, size=size, length=length))
+            torch.testing.assert_close(graph(*batch.values())[0], small(**batch)[0],
+                                       rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("cls", [BertForTokenClassification, BertModel])
 def test_export_other_heads(cls):
     model, batch = _model(cls), _inputs(_batch(1))
