@@ -56,3 +56,40 @@ def test_unknown_target_is_refused_before_training(make_cfg, tmp_path):
     with pytest.raises(ValueError, match="AMoC target 'nowhere'"):
         run_stage(cfg)
     assert not list(tmp_path.glob("**/*.ckpt")) and not list(tmp_path.glob("**/metrics.json"))
+
+
+def test_chosen_candidates_are_fully_fine_tuned_and_reported(make_cfg, tmp_path):
+    cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "callbacks.amoc.budgets=[1]",
+                   "callbacks.amoc.finetune={epochs: 1, methods: [amoc, oracle]}")
+    run_stage(cfg)
+    selection = json.loads((tmp_path / "run0_amoc_tiny" / "amoc" / "selection.json").read_text())
+    entries = selection["selections"]
+    chosen = {e[m]["removed"] for e in entries for m in ("amoc", "oracle") if e.get(m)}
+    assert set(selection["timing"]["finetuned"]) == chosen  # each distinct choice trained once
+    for entry in entries:
+        for method in ("amoc", "oracle"):
+            if entry.get(method):
+                assert 0.0 <= entry[method]["finetuned_score"] <= 1.0
+        assert "finetuned_score" not in (entry.get("top") or {})  # only the listed methods
+    assert selection["summary"]["oracle_finetuned"]["n"] == len(entries)
+    text = report_main([str(tmp_path), "--out", str(tmp_path / "report")])["results"].read_text()
+    assert "## Chosen candidates, fully fine-tuned" in text
+
+
+def test_full_fine_tune_trains_every_remaining_part_and_refuses_a_mean():
+    import pytest
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from lmcompress.amoc.candidates import Candidate
+    from lmcompress.amoc.finetune import FinetuneSpec, full_trainable
+    from lmcompress.specs import SpecError, parse
+
+    base = BertForSequenceClassification(BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=32, num_labels=2))
+    base.requires_grad_(False)
+    model = full_trainable(base, Candidate((1, 2)), 4)
+    assert len(model.bert.encoder.layer) == 2
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(SpecError, match=r"callbacks.amoc.finetune.methods=\['random'\]"):
+        parse(FinetuneSpec, {"methods": ["random"]}, "callbacks.amoc.finetune")

@@ -210,6 +210,39 @@ def cost_section(files: Sequence[str]) -> str:
         "on the re-run candidates, counted in layer passes (docs/amoc.md §10).")
 
 
+def finetune_section(files: Sequence[str]) -> str | None:
+    """The fully fine-tuned choices of each run (``callbacks.amoc.finetune``), if any.
+
+    These are the choices the run made with its own regression (its other targets held out),
+    read from its ``selection.json``; the tables above come from the fit across all runs.
+    """
+    rows, means = [], {}
+    for candidates in files:
+        path = Path(candidates).with_name("selection.json")
+        entries = json.loads(path.read_text()).get("selections", []) if path.is_file() else []
+        for e in entries:
+            for method in METHODS:
+                choice = e.get(method) or {}
+                if "finetuned_score" not in choice:
+                    continue
+                rows.append([f"{e['source']} → {e['target']}", e["k"], method,
+                             choice["removed"], _pct(choice["target_score"]),
+                             _pct(choice["finetuned_score"])])
+                means.setdefault(method, []).append(
+                    (choice["target_score"], choice["finetuned_score"]))
+    if not rows:
+        return None
+    summary = [[m, len(v), _pct(np.mean([a for a, _ in v])), _pct(np.mean([b for _, b in v]))]
+               for m, v in means.items()]
+    return ("## Chosen candidates, fully fine-tuned\n\nEach run's own choices (its regression "
+            "held out each of its targets), re-trained whole on the source "
+            "(`callbacks.amoc.finetune`), target score after the brief search fine-tune and "
+            "after the full one.\n\n"
+            + _markdown(["pair", "k", "method", "removed", "search", "fine-tuned"], rows)
+            + "\n\n" + _markdown(["method", "groups", "mean search", "mean fine-tuned"],
+                                   summary))
+
+
 def _bound(bound: dict[str, float] | None) -> str:
     return f"{bound['train']:.2f}–{bound['eval']:.2f}×" if bound else "–"
 
@@ -228,6 +261,7 @@ def report(folders: Sequence[str | Path], out: str | Path,
         f"{pairs} domain pairs, {table['removed'].nunique()} candidates, {len(table)} rows, "
         f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).",
         results_section(analysis), regression_section(table, analysis, spec),
+        *filter(None, [finetune_section(sorted(table["file"].unique()))]),
         cost_section(sorted(table["file"].unique()))]) + "\n"
     results = out / "results.md"
     results.write_text(text)

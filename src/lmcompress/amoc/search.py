@@ -7,9 +7,8 @@ The phases run in this order, so no target label can inform a feature (docs/amoc
    layer, on the cache), compute its features; keep only its re-trained parameters;
 3. optionally re-run a few candidates on the independent (uncached) path, for the cost ratio;
 4. only then load each target's labelled test split (and the source's test split), and score
-   every candidate on it.
-
-The result is one row per (target, candidate): identifiers, features, then the true scores.
+   every candidate on it: one row per (target, candidate), identifiers, features, true scores;
+5. optionally (``amoc/finetune.py``, after the selection) fine-tune the chosen candidates fully.
 """
 
 from __future__ import annotations
@@ -126,6 +125,7 @@ class Search:
         self.base_source_score = float("nan")
         self.timing: dict[str, float] = {}
         self.independent: dict[str, Any] = {}
+        self.tests: dict[str, SplitCache] = {}  # phase 4's target test splits
 
     def cache(self, name: str, loader: Loader, train: bool = False) -> SplitCache:
         """The base model's pass over one split (training splits: shuffled, train batch size)."""
@@ -158,9 +158,8 @@ class Search:
         trained = []
         for i, candidate in enumerate(self.candidates):
             trained.append(self.fit(candidate))
-            log.info("amoc candidate %d/%d removed=%s start=%d %.1fs", i + 1,
-                     len(self.candidates), candidate.name, trained[-1].start,
-                     trained[-1].stats["seconds"])
+            log.info("amoc candidate %d/%d removed=%s start=%d %.1fs", i + 1, len(self.candidates),
+                     candidate.name, trained[-1].start, trained[-1].stats["seconds"])
         self.timing["search_s"] = time.perf_counter() - tic
         if self.spec.independent_subset:
             self.time_independent(timing_sample(trained, self.spec.independent_subset))
@@ -198,9 +197,8 @@ class Search:
     def time_independent(self, trained: list[Trained]) -> None:
         """Phase 3: the same work without the cache, and how far its predictions differ.
 
-        Each candidate's cached fit is timed again right before its independent run, so both
-        sides of the ratio share one window of a (possibly shared, noisy) machine; the search's
-        own timings were taken earlier, under whatever load there was then.
+        Each cached fit is timed again right before its independent run: both sides of the
+        ratio share one window of a (possibly shared, noisy) machine.
         """
         cached, independent, diff = 0.0, 0.0, 0.0
         for item in trained:
@@ -243,7 +241,8 @@ class Search:
     def score(self, trained: list[Trained], pair: dict[str, dict[str, float]]) -> pd.DataFrame:
         """Phase 4: read the labelled test splits now, score every candidate on them."""
         tic = time.perf_counter()
-        tests = {t: self.cache(f"{t}_test", test) for t, (_, test) in self.data.targets.items()}
+        self.tests = tests = {t: self.cache(f"{t}_test", test)
+                              for t, (_, test) in self.data.targets.items()}
         source_test = self.cache("source_test", self.data.test) if self.data.test else None
         base_scores = {t: feats.score(_base(s), s, self.metric) for t, s in tests.items()}
         base_source_test = (feats.score(_base(source_test), source_test, self.metric)

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import pytorch_lightning as pl
 
+from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
 from lmcompress.amoc.regression import RegressionSpec
 from lmcompress.amoc.search import Search, SearchData, SearchSpec
 from lmcompress.amoc.select import analyse, json_safe
@@ -50,17 +51,21 @@ class AMoCCallback(pl.Callback):
             declared ones except the source's domain. Naming the source's domain is refused.
         source: the source domain's name in the tables (null: the task source's domain).
         regression: ``RegressionSpec`` keys (response, features, p_enter, p_remove).
+        finetune: null, or ``FinetuneSpec`` keys (``TrainSpec`` keys and ``methods``): fully
+            fine-tune the candidates those methods chose and score them on their targets.
         **search: ``SearchSpec`` keys (budgets, sample_per_budget, trainable, patterns, metric,
             eval_batch_size, seed, independent_subset, train).
     """
 
     def __init__(self, output_dir: str, targets: list[str] | None = None,
                  source: str | None = None, regression: dict[str, Any] | None = None,
-                 **search: Any):
+                 finetune: dict[str, Any] | None = None, **search: Any):
         self.out = Path(output_dir) / "amoc"
         self.targets, self.source = targets, source
         self.spec = parse(SearchSpec, search, "callbacks.amoc")
         self.regression = parse(RegressionSpec, regression, "callbacks.amoc.regression")
+        self.finetune = (parse(FinetuneSpec, finetune, "callbacks.amoc.finetune")
+                         if finetune is not None else None)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # the search runs in one process after fit; other ranks would wait at the next
@@ -80,6 +85,9 @@ class AMoCCallback(pl.Callback):
         timing = {**search.timing, "candidates": len(search.candidates),
                   "per_candidate_s": search.timing["search_s"] / len(search.candidates),
                   "independent": search.independent}
+        if self.finetune is not None:
+            timing["finetuned"] = finetune_chosen(search, analysis.entries, self.finetune)
+            analysis.summary.update(finetuned_summary(analysis.entries, self.finetune.methods))
         write_json_atomic(self.out / "selection.json", json_safe({
             "source": search.data.source, "targets": sorted(search.data.targets),
             "metric": search.metric, "trainable": self.spec.trainable,
@@ -119,6 +127,17 @@ class AMoCCallback(pl.Callback):
             test=loader(datamodule.test_split) if datamodule.test_split else None,
             targets={t: (loader(s.ate), loader(s.test)) for t, s in targets.items()},
             special_ids=list(datamodule.tokenizer.all_special_ids))
+
+
+def finetuned_summary(entries: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    """Mean fully fine-tuned target score of each method's choices (``<method>_finetuned``)."""
+    out = {}
+    for method in methods:
+        values = [e[method]["finetuned_score"] for e in entries if e.get(method)]
+        if values:
+            out[f"{method}_finetuned"] = {"mean_score": sum(values) / len(values),
+                                          "n": len(values)}
+    return out
 
 
 def write_csv_atomic(path: Path, table: pd.DataFrame) -> Path:
