@@ -12,13 +12,12 @@ of the groups that chose it. Target labels are read only for that score, as in t
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from lmcompress.amoc import features as feats
-from lmcompress.amoc.cache import SplitCache, batch_plan, build_cache
+from lmcompress.amoc.cache import batch_plan, build_cache
 from lmcompress.amoc.candidates import EMBEDDINGS, PATTERNS, Candidate, trainable_parts
 from lmcompress.amoc.removal import remove_layers
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate
@@ -67,8 +66,9 @@ def finetune_chosen(search: Any, entries: list[dict[str, Any]], spec: FinetuneSp
     for candidate in candidates:
         model = full_trainable(search.base, candidate, search.num_layers)
         stats[candidate.name] = train_candidate(model, EMBEDDINGS, train, spec, cached=False)
-        scores[candidate.name] = {t: _score(model, split, search.metric)
-                                  for t, split in search.tests.items()}
+        scores[candidate.name] = {
+            t: feats.score(predict(model, EMBEDDINGS, split, cached=False), split, search.metric)
+            for t, split in search.tests.items()}
         log.info("amoc finetune: removed=%s %.1fs, target %s", candidate.name,
                  stats[candidate.name]["seconds"],
                  {t: round(s, 4) for t, s in scores[candidate.name].items()})
@@ -86,10 +86,3 @@ def full_trainable(base: Any, candidate: Candidate, num_layers: int) -> Any:
     kept = [i for i in range(num_layers) if i not in candidate.removed]
     set_trainable(model, trainable_parts(num_layers, candidate, "all"), kept)
     return model
-
-
-def _score(model: Any, split: SplitCache, metric: str) -> float:
-    tic = time.perf_counter()
-    value = feats.score(predict(model, EMBEDDINGS, split, cached=False), split, metric)
-    log.debug("scored %s in %.1fs", split.name, time.perf_counter() - tic)
-    return value
