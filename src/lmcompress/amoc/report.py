@@ -8,6 +8,8 @@ stepwise regression leave-one-target-domain-out across all pairs, and writes to 
   (coefficients, p-values, R^2) and each held-out fit's selected features;
 * ``predicted_vs_actual.png`` (held-out predictions) and ``ate_vs_drop.png`` (target ATE vs
   the drop in target score);
+* when runs fine-tuned their chosen candidates (``callbacks.amoc.finetune``), a table of those
+  scores after the brief and the full fine-tune, per method;
 * ``selection.json``: the same choices, machine-readable.
 
 See docs/amoc.md for the protocol and every choice.
