@@ -93,24 +93,34 @@ def states_needed(model: Any, starts: Iterable[int]) -> set[int]:
 
 
 @torch.no_grad()
-def build_cache(model: Any, name: str, dataset: Any, collator: Callable, plan: list[list[int]],
-                keep: set[int], kind: str, special_ids: Iterable[int] = ()) -> SplitCache:
-    """Run the base model (eval mode) once over ``dataset`` batch by batch as ``plan`` says."""
-    model.eval()
+def build_cache(model: Any | None, name: str, dataset: Any, collator: Callable,
+                plan: list[list[int]], keep: set[int], kind: str,
+                special_ids: Iterable[int] = ()) -> SplitCache:
+    """Run the base model (eval mode) once over ``dataset`` batch by batch as ``plan`` says.
+
+    ``model=None`` collates the batches only (inputs, labels, token masks; ``base_probs`` and
+    ``pooled`` empty, no states): for training from the inputs, which reads nothing else.
+    """
+    if model is not None:
+        model.eval()
     special = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
     batches = []
     for indices in plan:
         raw = collator([dataset[i] for i in indices])
         inputs = {k: raw[k] for k in MODEL_INPUTS if k in raw}
-        out = model(**inputs, output_hidden_states=True)
-        mask = inputs["attention_mask"].unsqueeze(-1).float()
-        pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
         labels = raw.get("labels")
         token_mask = None
         if kind == "token_classification":
             token_mask = (labels != IGNORE_INDEX if labels is not None else
                           inputs["attention_mask"].bool()
                           & ~torch.isin(inputs["input_ids"], special))
+        if model is None:
+            batches.append(CachedBatch(inputs=inputs, labels=labels, base_probs=torch.empty(0),
+                                       pooled=torch.empty(0), token_mask=token_mask))
+            continue
+        out = model(**inputs, output_hidden_states=True)
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
         batches.append(CachedBatch(
             inputs=inputs, labels=labels, base_probs=out.logits.float().softmax(-1),
             pooled=pooled, token_mask=token_mask,

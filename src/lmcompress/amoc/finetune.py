@@ -59,7 +59,7 @@ def finetune_chosen(search: Any, entries: list[dict[str, Any]], spec: FinetuneSp
     if not candidates:
         return {}
     dataset, collator = search.data.train()
-    train = build_cache(search.base, "source_train_finetune", dataset, collator,
+    train = build_cache(None, "source_train_finetune", dataset, collator,  # no base pass
                         batch_plan(len(dataset), spec.batch_size, spec.seed), set(),
                         search.data.kind, search.data.special_ids)
     scores, stats = {}, {}
