@@ -172,7 +172,13 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def cost_section(files: Sequence[str]) -> str:
+def run_selections(files: Sequence[str]) -> list[dict[str, Any]]:
+    """The ``selection.json`` beside each candidates table (runs without one are skipped)."""
+    paths = [Path(f).with_name("selection.json") for f in files]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
+def cost_section(selections: Sequence[dict[str, Any]]) -> str:
     """Search time per run from its ``selection.json``, and the cached/independent ratio.
 
     ``independent`` re-ran some candidates without the cache, each right after its cached fit
@@ -182,11 +188,7 @@ def cost_section(files: Sequence[str]) -> str:
     of the whole search's saving.
     """
     rows = []
-    for candidates in files:
-        path = Path(candidates).with_name("selection.json")
-        if not path.is_file():
-            continue
-        selection = json.loads(path.read_text())
+    for selection in selections:
         timing = selection.get("timing", {})
         fits = timing.get("search_s", 0.0) - timing.get("cache_s", 0.0)
         independent = timing.get("independent") or {}
@@ -212,17 +214,15 @@ def cost_section(files: Sequence[str]) -> str:
         "on the re-run candidates, counted in layer passes (docs/amoc.md §10).")
 
 
-def finetune_section(files: Sequence[str]) -> str | None:
+def finetune_section(selections: Sequence[dict[str, Any]]) -> str | None:
     """The fully fine-tuned choices of each run (``callbacks.amoc.finetune``), if any.
 
     These are the choices the run made with its own regression (its other targets held out),
     read from its ``selection.json``; the tables above come from the fit across all runs.
     """
     rows, means = [], {}
-    for candidates in files:
-        path = Path(candidates).with_name("selection.json")
-        entries = json.loads(path.read_text()).get("selections", []) if path.is_file() else []
-        for e in entries:
+    for selection in selections:
+        for e in selection.get("selections", []):
             for method in METHODS:
                 choice = e.get(method) or {}
                 if "finetuned_score" not in choice:
@@ -258,13 +258,13 @@ def report(folders: Sequence[str | Path], out: str | Path,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = table.groupby(["source", "target"]).ngroups
+    selections = run_selections(sorted(table["file"].unique()))
     text = "\n\n".join([
         "# AMoC: layer removal for domain adaptation",
         f"{pairs} domain pairs, {table['removed'].nunique()} candidates, {len(table)} rows, "
         f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).",
         results_section(analysis), regression_section(table, analysis, spec),
-        *filter(None, [finetune_section(sorted(table["file"].unique()))]),
-        cost_section(sorted(table["file"].unique()))]) + "\n"
+        *filter(None, [finetune_section(selections)]), cost_section(selections)]) + "\n"
     results = out / "results.md"
     results.write_text(text)
     selection = write_json_atomic(out / "selection.json", json_safe(analysis.to_json()))
