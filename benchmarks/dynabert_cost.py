@@ -114,26 +114,30 @@ def torchscript(model, data):
     return lambda: frozen(*args)
 
 
-def onnxruntime(model, data, folder: str):
-    """An ONNX Runtime session on ``model`` exported with the TorchScript exporter."""
+def onnxruntime(model, data):
+    """An ONNX Runtime session on ``model`` exported with the TorchScript exporter.
+
+    The session holds the model in memory, so the exported file is deleted at once.
+    """
     import onnxruntime as ort
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    path = os.path.join(folder, f"{id(model)}.onnx")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, tuple(data[k] for k in names), path, input_names=names,
-                          output_names=["logits"], dynamo=False,
-                          dynamic_axes={k: {0: "batch", 1: "length"} for k in names})
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="dynabert_onnx_") as folder, \
+            warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        path = os.path.join(folder, "model.onnx")
+        torch.onnx.export(model, tuple(data[k] for k in names), path, input_names=names,
+                          output_names=["logits"], dynamo=False,
+                          dynamic_axes={k: {0: "batch", 1: "length"} for k in names})
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = {k: data[k].numpy() for k in names}
     return lambda: torch.from_numpy(session.run(None, feeds)[0])
 
 
-def runner(runtime: str, model, data, folder: str):
+def runner(runtime: str, model, data):
     """``() -> logits`` of ``model`` on ``data`` in ``runtime``, checked against eager."""
     if runtime == "eager":
         def run():
@@ -141,7 +145,7 @@ def runner(runtime: str, model, data, folder: str):
     elif runtime == "torchscript":
         run = torchscript(model, data)
     else:
-        run = onnxruntime(model, data, folder)
+        run = onnxruntime(model, data)
     with torch.no_grad():
         ref, out = model(**data)[0], run()
         out = out[0] if isinstance(out, tuple) else out
@@ -163,11 +167,10 @@ def inference(model, seq: int, batch_sizes: list[int], repeats: int, runtimes: l
     for small in exported.values():
         small.config.return_dict = False  # tuples, for the trace and the exporter
     full_flops = encoder_flops(model.config, 1.0, 1.0, seq)
-    folder = tempfile.mkdtemp(prefix="dynabert_onnx_")
     for size in batch_sizes:
         data = batch(size, seq, model.config.vocab_size)
         data.pop("labels")
-        runs = {(rt, wd): runner(rt, small, data, folder)
+        runs = {(rt, wd): runner(rt, small, data)
                 for rt in runtimes for wd, small in exported.items()}
         for run in runs.values():  # warm-up
             call_time(run)
