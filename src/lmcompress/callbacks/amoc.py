@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytorch_lightning as pl
 
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
@@ -37,7 +34,7 @@ from lmcompress.amoc.select import analyse, json_safe
 from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
 from lmcompress.specs import parse
 from lmcompress.utils.checkpoints import read_checkpoint
-from lmcompress.utils.io import write_json_atomic
+from lmcompress.utils.io import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger("lmcompress.amoc")
 
@@ -139,16 +136,3 @@ def finetuned_summary(entries: list[dict[str, Any]], methods: list[str]) -> dict
                                           "n": len(values)}
     return out
 
-
-def write_csv_atomic(path: Path, table: pd.DataFrame) -> Path:
-    """Write ``table`` as CSV via a temporary file and ``os.replace`` (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

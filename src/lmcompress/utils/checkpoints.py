@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from lmcompress.utils.io import atomic_write
 
 # config keys that shape a run's result; resume refuses a checkpoint whose values differ
 IDENTITY_KEYS = ("task", "model", "student", "teacher", "loss", "module", "data", "seed")
@@ -30,22 +30,12 @@ class CheckpointError(RuntimeError):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file beside the target, fsync, then ``os.replace``."""
+    """``torch.save`` through ``utils.io.atomic_write`` (temporary file, fsync, rename)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as f:
+            torch.save(checkpoint, f)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
