@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from lmcompress.utils.safe_paths import inside
+
 PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
 
 
@@ -70,8 +72,10 @@ def resolve(text: str, done: dict[str, dict[str, Any]], step: str) -> str:
 def run_steps(recipe: dict[str, Any], out: Path, dry_run: bool = False) -> dict[str, Any]:
     """Run (or skip) every step in order; returns each step's metrics.json."""
     done: dict[str, dict[str, Any]] = {}
+    # every step's folder is checked before the first step runs (utils/safe_paths.py)
+    folders = {name: inside(out, name, "recipe step") for name in recipe["steps"]}
     for name, step in recipe["steps"].items():
-        folder = out / name
+        folder = folders[name]
         metrics = folder / "metrics.json"
         raw = [str(o) for o in [*recipe.get("overrides", []), *step.get("overrides", [])]]
         overrides = raw if dry_run else [resolve(o, done, name) for o in raw]
@@ -101,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     recipe = load_recipe(args.recipe)
-    out = args.out or Path("outputs") / "recipes" / recipe.get("name", args.recipe.stem)
+    out = args.out or inside(Path("outputs") / "recipes", recipe.get("name", args.recipe.stem),
+                             f"{args.recipe}: name")
     done = run_steps(recipe, out, args.dry_run)
     if not args.dry_run:
         for name, metrics in done.items():

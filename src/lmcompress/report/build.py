@@ -25,6 +25,7 @@ from lmcompress.report.tables import (
     to_latex,
     to_markdown,
 )
+from lmcompress.utils.safe_paths import inside
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
         metrics = resolve_metrics(cfg, jobs)
         table, notes = results(jobs, cfg, group_by, metrics)
         comment = "\n".join([f"{cfg.title or cfg.name} (python -m lmcompress.report)", *notes])
-        files.append(_write(out / f"{cfg.name}.tex", to_latex(table, len(group_by), comment)))
+        files.append(_write(inside(out, f"{cfg.name}.tex", "report.yaml name"),
+                            to_latex(table, len(group_by), comment)))
         sections += ["", to_markdown(table), "", *(f"- {note}" for note in notes)]
         if cfg.grid is not None:
             sections += grid_sections(jobs, cfg, metrics[0])
@@ -69,7 +71,7 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
         sections += ["", "## Failed or missing jobs", "", to_markdown(problems.astype(str))]
     files += write_failures(problems, out)
     markdown = "\n".join(sections) + "\n"
-    files.insert(0, _write(out / f"{cfg.name}.md", markdown))
+    files.insert(0, _write(inside(out, f"{cfg.name}.md", "report.yaml name"), markdown))
     return Report(markdown, files)
 
 
@@ -165,10 +167,12 @@ def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: l
         if points["cost"].nunique() < 2:   # one size only: nothing is traded off
             log.info("report: no %s plot, every group has the same %s", column, cost)
             continue
-        path = out / f"{cfg.name}_{'params' if cost == 'parameters' else column}.png"
+        path = inside(out, f"{cfg.name}_{'params' if cost == 'parameters' else column}.png",
+                      "report.yaml name")
         files.append(tradeoff_plot(points, cost, label, metrics[0], path, cfg.title, references))
     if "seeds" in cfg.plots:
-        files.append(seeds_plot(jobs, group_by, metrics, out / f"{cfg.name}_seeds.png",
+        files.append(seeds_plot(jobs, group_by, metrics,
+                                inside(out, f"{cfg.name}_seeds.png", "report.yaml name"),
                                 cfg.title))
     return files
 

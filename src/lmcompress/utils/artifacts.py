@@ -4,7 +4,9 @@ Exports are ``save_pretrained`` folders (model + tokenizer) reloadable with ``Au
 a stage with several sub-models writes one folder each (``export/<name>/``). Publishing copies an
 export to ``<artifact_dir>/teachers/<name>``, which ``conf/teacher/*`` reads; an existing
 published teacher is never replaced unless ``publish_overwrite=true`` (runs distilled from it
-record its weights digest, which would then no longer match).
+record its weights digest, which would then no longer match), and even then only a folder that
+holds the marker ``publish`` writes (:data:`MARKER`), never an arbitrary one. ``publish_as`` and
+sub-model names must stay inside their folder (``utils.safe_paths.inside``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from lmcompress.utils.checkpoints import read_checkpoint
+from lmcompress.utils.io import copy_tree, write_json_atomic
+from lmcompress.utils.safe_paths import inside
 
 log = logging.getLogger("lmcompress")
+MARKER = "lmcompress_publication.json"  # written by publish(); overwrite requires it
 
 
 def load_weights(module: Any, checkpoint: str) -> None:
@@ -31,7 +37,7 @@ def export(module: Any, tokenizer: Any, out: Path) -> dict[str, str]:
     """``save_pretrained`` each of ``module.export_models()``; returns ``{name: folder}``."""
     folders = {}
     for name, model in module.export_models().items():
-        folder = out / "export" / name if name else out / "export"
+        folder = inside(out / "export", name, "sub-model name") if name else out / "export"
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         folders[name] = str(folder)
@@ -54,21 +60,36 @@ def write_predictions(batches: list[dict[str, Any]], label_names: list[str] | No
 
 
 def publish_target(artifact_dir: str, name: str, overwrite: bool) -> Path:
-    """Where ``publish_as=name`` will write; refuses an existing teacher unless ``overwrite``."""
-    target = Path(artifact_dir) / "teachers" / name
-    if target.exists() and not overwrite:
+    """Where ``publish_as=name`` will write, checked before training.
+
+    Refuses a name outside ``<artifact_dir>/teachers``, an existing teacher unless
+    ``overwrite``, and, with ``overwrite``, a folder that is not an earlier publication.
+    """
+    target = inside(Path(artifact_dir) / "teachers", name, "publish_as")
+    if not (target.exists() or target.is_symlink()):
+        return target
+    if not overwrite:
         raise FileExistsError(
             f"publish_as={name}: {target} already holds a published teacher (runs distilled "
             "from it record its weights digest); choose another name, or set "
             "publish_overwrite=true to replace it")
+    if target.is_symlink() or not (target / MARKER).is_file():
+        raise FileExistsError(
+            f"publish_as={name} publish_overwrite=true: {target} was not published by "
+            f"lmcompress (no {MARKER} in it), so it is not replaced; move it away yourself, "
+            "or choose another publish_as")
     return target
 
 
 def publish(export_dir: str, target: Path) -> str:
     """Copy an export to ``target`` (the old one is replaced only once the copy is complete)."""
     staging = target.with_name(f".{target.name}.staging")
+    if staging.is_symlink():  # never copy into (or delete) what a planted link points to
+        staging.unlink()
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(export_dir, staging)
+    copy_tree(export_dir, staging)  # modes from the umask (copytree would copy the export's)
+    write_json_atomic(staging / MARKER, {"source": str(export_dir),
+                                         "published": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         target.rename(old)
