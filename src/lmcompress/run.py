@@ -32,6 +32,7 @@ from lmcompress.utils.io import write_json_atomic
 from lmcompress.utils.latency import measure_latency
 from lmcompress.utils.logs import quiet_libraries
 from lmcompress.utils.paths import check_code_matches_checkout, conf_dir, register_resolvers
+from lmcompress.utils.run_lock import run_folder_lock
 from lmcompress.utils.task_wrapper import task_wrapper
 
 log = logging.getLogger("lmcompress")
@@ -53,6 +54,11 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
 @task_wrapper
 def run_stage(cfg: DictConfig) -> dict[str, Any]:
     """Run one stage as configured; returns the dict written to ``metrics.json``."""
+    with run_folder_lock(cfg.paths.output_dir):  # one process per run folder
+        return _stage(cfg)
+
+
+def _stage(cfg: DictConfig) -> dict[str, Any]:
     start, out = time.time(), Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     check_launch(cfg)

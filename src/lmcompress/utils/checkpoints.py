@@ -4,12 +4,15 @@
   a failed save (disk full, a kill) never leaves a truncated ``best-*.ckpt`` behind.
 - :func:`resume_checkpoint` finds ``last.ckpt`` (or the checkpoint ``resume=<path>`` names) and
   refuses, before training, one written by another stage, task, or a config that shapes results
-  differently (the differing keys are listed), and one that is truncated or foreign.
+  differently (the differing keys are listed), and one that is truncated or foreign. With
+  ``resume=false`` an existing ``checkpoints/`` is moved aside (:func:`set_aside`).
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from lmcompress.utils.io import atomic_write
+from lmcompress.utils.run_lock import is_secondary_rank
+
+log = logging.getLogger("lmcompress")
 
 # config keys that shape a run's result; resume refuses a checkpoint whose values differ
 IDENTITY_KEYS = ("task", "model", "student", "teacher", "loss", "module", "data", "seed")
@@ -74,6 +80,7 @@ def _flatten(value: Any, prefix: str) -> dict[str, Any]:
 def resume_checkpoint(cfg: DictConfig, module_name: str) -> str | None:
     """The checkpoint to resume from, per ``cfg.resume`` (conf/base.yaml), checked."""
     if cfg.resume is False or cfg.resume is None:
+        set_aside(Path(cfg.paths.output_dir) / "checkpoints")
         return None
     if cfg.resume is True:
         path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -102,3 +109,22 @@ def resume_checkpoint(cfg: DictConfig, module_name: str) -> str | None:
             f"{', ...' if len(differ) > 8 else ''}); resuming would mix two runs. Use the same "
             "overrides, another hydra.run.dir, or resume=false")
     return str(path)
+
+
+def set_aside(folder: Path) -> Path | None:
+    """Rename a non-empty ``checkpoints/`` to ``checkpoints.<time>/`` (``resume=false``).
+
+    A fresh start in a used folder would otherwise leave the old ``last.ckpt`` (and
+    ``best-*.ckpt``) beside the new run's, for a later ``resume=true`` to pick up. The old files
+    are kept, not deleted.
+    """
+    if is_secondary_rank() or not folder.is_dir() or not any(folder.iterdir()):
+        return None  # other DDP ranks re-run this with rank 0's fresh checkpoints/
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    aside, n = folder.with_name(f"{folder.name}.{stamp}"), 1
+    while aside.exists():
+        aside, n = folder.with_name(f"{folder.name}.{stamp}.{n}"), n + 1
+    folder.rename(aside)
+    log.warning("resume=false: moved the earlier checkpoints %s aside to %s (delete it when "
+                "not needed); this run starts over", folder, aside)
+    return aside
