@@ -1,4 +1,4 @@
-"""One process per run folder: ``<run folder>/run.lock`` (docs/launch.md, Outputs).
+"""One process per run folder: ``<run folder>/run.lock`` (docs/launch.md).
 
 Two processes training into one folder (the same ``hydra.run.dir`` typed twice, a resume started
 while the first run still lives) would overwrite each other's ``last.ckpt`` and ``metrics.json``.

@@ -1,4 +1,4 @@
-"""One containment rule for every user-given name that becomes a path (docs/launch.md, Outputs).
+"""One containment rule for every user-given name that becomes a path (docs/launch.md).
 
 ``publish_as``, a report's ``name``, a recipe's step and run names and an exported sub-model's
 name each become a file or folder under a root the run owns (``<artifact_dir>/teachers``, the
