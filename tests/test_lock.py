@@ -103,3 +103,15 @@ def test_resume_false_sets_earlier_checkpoints_aside(make_cfg, tmp_path, caplog)
     assert "moved the earlier checkpoints" in caplog.text
     # a later resume=true finds no stale last.ckpt to continue from
     assert resume_checkpoint(make_cfg("teacher", run_dir=run_dir), "FinetuneModule") is None
+
+
+def test_other_ddp_ranks_leave_rank_zeros_checkpoints_in_place(make_cfg, tmp_path, monkeypatch):
+    from lmcompress.utils.checkpoints import resume_checkpoint
+
+    run_dir = tmp_path / "ddp_run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"rank 0's fresh checkpoint")
+    monkeypatch.setenv("LOCAL_RANK", "1")  # rank 1 re-runs the command after rank 0 set aside
+    assert resume_checkpoint(make_cfg("teacher", "resume=false", run_dir=run_dir),
+                             "FinetuneModule") is None
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
