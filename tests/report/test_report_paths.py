@@ -12,8 +12,9 @@ from lmcompress.report.config import load_config
 from lmcompress.utils.safe_paths import PathEscapeError
 
 
-@pytest.mark.parametrize("name", ["../escaped", "/tmp/escaped_report"])
+@pytest.mark.parametrize("name", ["../escaped", "{tmp}/absolute"])
 def test_report_name_outside_the_output_folder_is_refused(tmp_path, name):
+    name = name.format(tmp=tmp_path)
     config = tmp_path / "report.yaml"
     config.write_text(yaml.safe_dump({"name": name, "plots": []}))
     sweep, out = mrpc_sweep(tmp_path), tmp_path / "out"
