@@ -31,6 +31,7 @@ import torch
 
 from lmcompress.losses import Objective, TermInputs
 from lmcompress.models.dynabert import (
+    check_exportable,
     compute_importance,
     dynabert_layer_map,
     extract_subnetwork,
@@ -111,6 +112,7 @@ class DynaBertModule(FrozenTeacher, TaskModule):
             try:
                 subnet_shape(self.model.config, width, depth)
                 dynabert_layer_map(self.teacher.config.num_hidden_layers, depth)
+                check_exportable(self.model, width, depth)  # else refused after training
             except ValueError as err:
                 raise ValueError(f"module.widths/depths: ({width}, {depth}): {err}") from err
         return [(w, d) for d in depths for w in widths]
