@@ -1,5 +1,6 @@
-"""A DynaBERT width whose export needs a head-sliced class the model's family lacks is refused
-when the module is built, before any training (``export.check_exportable`` in ``_grid``)."""
+"""DynaBERT options refused when the module is built, before any training: a width whose export
+needs a head-sliced class the model's family lacks (``export.check_exportable`` in ``_grid``),
+and ``module.importance`` settings (checked in ``__init__``, not at setup)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,15 @@ def test_widths_that_keep_every_head_still_build_on_that_family(make_cfg):
     assert module.grid == [(1.0, 1.0), (0.75, 1.0), (1.0, 0.5), (0.75, 0.5)]
     assert set(module.export_models()) == {"w1.00_d1.00", "w0.75_d1.00", "w1.00_d0.50",
                                            "w0.75_d0.50"}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+module.importance.exmaples=64", r"module.importance: unknown key\(s\) \['exmaples'\]"),
+    ("module.importance.examples=0", r"module.importance.examples=0: must be an integer >= 1"),
+    ("module.importance.examples=12.5", r"module.importance.examples=12.5: must be an integer"),
+    ("module.importance.mode=greedy", r"module.importance.mode='greedy': choose from"),
+])
+def test_bad_importance_settings_are_refused_at_build(make_cfg, override, message):
+    cfg = make_cfg("dynabert", *TINY_DYNA, override)
+    with pytest.raises(ValueError, match=message):
+        instantiate_plain(cfg.module)
