@@ -118,6 +118,14 @@ def test_labels_spelled_as_names_in_one_split_and_numbers_in_another_are_refused
     assert [e.label for e in numbers.load("validation")] == [1]  # indices throughout: fine
 
 
+def test_inferred_integer_labels_keep_their_numeric_order(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{i}\n" for i in (10, 2, 0, 1, 9)))
+    source = LocalFileSource(train=str(path))
+    assert source.label_names == ["0", "1", "2", "9", "10"]  # not '10' before '2'
+    assert [e.label for e in source.load("train")] == [4, 2, 0, 1, 3]
+
+
 @pytest.mark.parametrize("score", ["nan", "inf", "-Infinity"])
 def test_a_non_finite_regression_target_names_its_row(tmp_path, score):
     path = tmp_path / "train.tsv"

@@ -19,8 +19,8 @@ class LocalFileSource(Source):
 
     Text cells are used as written: a JSON null, number or list in a text column is refused
     (``Source.load``). ``encoding`` is the files' text encoding (``task.source.encoding``).
-    Without ``label_names`` the label set is the sorted set of the training labels, and every
-    split must spell its labels the same way (names, or integer indices).
+    Without ``label_names`` the label set is the sorted set of the training labels (integers in
+    numeric order), and every split must spell its labels the same way (names, or indices).
     """
 
     def __init__(self, train: str, validation: str | None = None, test: str | None = None,
@@ -41,9 +41,11 @@ class LocalFileSource(Source):
         self.has_pairs = text_pair_column is not None
         self.label_names = list(label_names) if label_names else None
         if self.kind == "classification" and self.label_names is None:
-            self.label_names = sorted({str(r[label_column]).strip() for _, r in self._rows("train")
-                                       if r[label_column] is not None}
-                                      - set(PLACEHOLDER_LABELS))
+            seen = {str(r[label_column]).strip() for _, r in self._rows("train")
+                    if r[label_column] is not None} - set(PLACEHOLDER_LABELS)
+            # integer labels in numeric order, so '2' is class 2 of 0..10 (not after '10')
+            numeric = all(n.lstrip("-").isdigit() for n in seen)
+            self.label_names = sorted(seen, key=lambda n: (int(n), n) if numeric else (0, n))
         self.labels = LabelReader(self.label_names)
         self._splits = tuple(self.paths)
 
