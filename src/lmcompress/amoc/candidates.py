@@ -56,12 +56,45 @@ class Trainable:
 def check_budgets(budgets: Sequence[int], num_layers: int) -> list[int]:
     """Sorted budgets, refusing an empty list or a size outside 1..L-1."""
     if not budgets:
-        raise ValueError("amoc.budgets is empty: give the numbers of layers to remove, e.g. [1, 2]")
+        raise ValueError("callbacks.amoc.budgets is empty: give the numbers of layers to "
+                         "remove, e.g. [1, 2]")
     bad = [k for k in budgets if not 1 <= int(k) < num_layers]
     if bad:
-        raise ValueError(f"amoc.budgets: cannot remove {bad[0]} of {num_layers} layers (each "
-                         f"budget must be in 1..{num_layers - 1})")
+        raise ValueError(f"callbacks.amoc.budgets: cannot remove {bad[0]} of {num_layers} "
+                         f"layers (each budget must be in 1..{num_layers - 1})")
     return sorted({int(k) for k in budgets})
+
+
+def check_search(num_layers: int, budgets: Sequence[int], patterns: Sequence[str],
+                 rule: str, per_budget: int | None = None,
+                 features: Sequence[str] | None = None,
+                 fixed_features: Sequence[str] = ()) -> None:
+    """Refuse a search the model cannot run, before any training (``AMoCCallback.on_fit_start``).
+
+    Checks every option that names a size or a layer against the model's ``num_layers``: the
+    budgets (1..L-1), the fixed patterns, the trainable rule, the sample size, and the offered
+    regression features (``fixed_features`` or a layer indicator ``removed_<i>``, 0 <= i < L).
+    """
+    if num_layers < 2:
+        raise ValueError(f"AMoC removes layers: the model has {num_layers} encoder layer(s), "
+                         "needs at least 2")
+    check_budgets(budgets, num_layers)
+    unknown = [p for p in patterns if p not in PATTERNS]
+    if unknown:
+        raise ValueError(f"callbacks.amoc.patterns: unknown layer-dropping pattern "
+                         f"{unknown[0]!r}; choose from {PATTERNS}")
+    if rule not in RULES:
+        raise ValueError(f"callbacks.amoc.trainable={rule!r}: choose from {RULES}")
+    if per_budget is not None and per_budget < 1:
+        raise ValueError(f"callbacks.amoc.sample_per_budget={per_budget}: must be >= 1 (or "
+                         "null for every subset)")
+    layers = {f"removed_{i}" for i in range(num_layers)}
+    for name in features or ():
+        if name not in layers and name not in fixed_features:
+            where = (f"layer {name[len('removed_'):]} does not exist: the model has layers "
+                     f"0..{num_layers - 1}" if name.startswith("removed_")
+                     else f"choose from {[*fixed_features, 'removed_<layer>']}")
+            raise ValueError(f"callbacks.amoc.regression.features: {name!r}: {where}")
 
 
 def fixed_pattern(pattern: str, num_layers: int, k: int) -> Candidate | None:

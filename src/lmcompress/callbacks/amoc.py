@@ -27,11 +27,15 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from lmcompress.amoc.cache import check_supported
+from lmcompress.amoc.candidates import check_search
+from lmcompress.amoc.features import CANDIDATE_FEATURES, PAIR_FEATURES, metric_for
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
 from lmcompress.amoc.regression import RegressionSpec
 from lmcompress.amoc.search import Search, SearchData, SearchSpec
 from lmcompress.amoc.select import analyse, json_safe
 from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
+from lmcompress.models.surgery import encoder_layers
 from lmcompress.specs import parse
 from lmcompress.utils.checkpoints import read_checkpoint
 from lmcompress.utils.io import write_csv_atomic, write_json_atomic
@@ -72,6 +76,15 @@ class AMoCCallback(pl.Callback):
                                f"{trainer.world_size}: use hardware=cpu or hardware=gpu")
         # target names and streams are checked now, not after hours of training
         self.search_data(trainer.datamodule, pl_module.task)
+        self.validate(pl_module.model, pl_module.task.kind)
+
+    def validate(self, model: Any, kind: str) -> None:
+        """Refuse options the search could only reject after training: every one, now."""
+        check_supported(model)
+        metric_for(kind, self.spec.metric)
+        check_search(len(encoder_layers(model)), self.spec.budgets, self.spec.patterns,
+                     self.spec.trainable, self.spec.sample_per_budget, self.regression.features,
+                     fixed_features=(*CANDIDATE_FEATURES, *PAIR_FEATURES))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         search = Search(self.base_model(trainer, pl_module),

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from lmcompress.data.base import DataSourceError, Example, Source
-from lmcompress.data.readers import require_file
+from lmcompress.data.readers import check_encoding, read_lines, require_file
 
 _REVIEW = re.compile(r"<review>(.*?)</review>", re.S)
 
@@ -24,12 +24,13 @@ class AmazonSource(Source):
     A seeded, stratified split (same seed, same split on any platform): ``test_fraction`` and
     ``val_fraction`` of each class go to test and validation, the rest to train. ``unlabeled=True``
     yields the same texts with ``label=None`` (unlabelled target-domain data); split ``all`` has
-    every review. Text = title + ". " + review text.
+    every review. Text = title + ". " + review text. ``encoding``: the files' text encoding
+    (``task.source.encoding``); an undecodable byte is refused with its line, never replaced.
     """
 
     def __init__(self, domain: str, data_dir: str, seed: int = 42, val_fraction: float = 0.1,
                  test_fraction: float = 0.2, unlabeled: bool = False,
-                 max_chars: int | None = None):
+                 max_chars: int | None = None, encoding: str = "utf-8"):
         root = Path(data_dir)
         if not root.is_dir():
             raise DataSourceError(f"Amazon data directory '{root}' not found (expected "
@@ -43,6 +44,7 @@ class AmazonSource(Source):
         self.domain, self.data_dir, self.seed = domain, str(root), seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.unlabeled, self.max_chars = unlabeled, max_chars
+        self.encoding = check_encoding(encoding)
         self.label_names = ["negative", "positive"]
         self._splits = ("train", "validation", "test", "all")
 
@@ -51,7 +53,7 @@ class AmazonSource(Source):
         for label, name in enumerate(self.label_names):
             path = require_file(Path(self.data_dir) / self.domain / f"{name}.review",
                                 f"Amazon {self.domain}")
-            blocks = _REVIEW.findall(path.read_text(encoding="utf-8", errors="replace"))
+            blocks = _REVIEW.findall("".join(t for _, t in read_lines(path, self.encoding)))
             if not blocks:
                 raise DataSourceError(f"{path}: no <review> blocks found")
             for block in blocks:

@@ -5,43 +5,46 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmcompress.data.base import DataSourceError, Example, Source
-from lmcompress.data.readers import require_file
+from lmcompress.data.readers import check_encoding, read_lines, require_file
 
 UPOS_TAGS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
              "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X"]
 EWT_GENRES = ("answers", "email", "newsgroup", "reviews", "weblog")
 
 
-def read_conllu(path: Path, column: int) -> list[tuple[list[str], list[str]]]:
+def read_conllu(path: Path, column: int,
+                encoding: str = "utf-8") -> list[tuple[list[str], list[str]]]:
     """Sentences as (words, tags); multiword ranges (3-4) and empty nodes (3.1) are skipped."""
     sentences, words, tags = [], [], []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
-                if words:
-                    sentences.append((words, tags))
-                words, tags = [], []
-                continue
-            if line.startswith("#"):
-                continue
-            cols = line.split("\t")
-            if len(cols) != 10:
-                raise DataSourceError(f"{path}, line {line_no}: expected 10 tab-separated "
-                                      f"CoNLL-U columns, found {len(cols)}")
-            if "-" in cols[0] or "." in cols[0]:
-                continue
-            words.append(cols[1])
-            tags.append(cols[column])
+    for line_no, line in read_lines(path, encoding):
+        line = line.rstrip("\n")
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+            words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataSourceError(f"{path}, line {line_no}: expected 10 tab-separated "
+                                  f"CoNLL-U columns, found {len(cols)}")
+        if "-" in cols[0] or "." in cols[0]:
+            continue
+        words.append(cols[1])
+        tags.append(cols[column])
     if words:
         sentences.append((words, tags))
+    if not sentences:
+        raise DataSourceError(f"{path}: empty (no sentences)")
     return sentences
 
 
 class ConlluSource(Source):
     """POS tagging for one UD English EWT genre (``all`` = the five genres); dev = validation."""
 
-    def __init__(self, genre: str, data_dir: str, tag_column: str = "upos"):
+    def __init__(self, genre: str, data_dir: str, tag_column: str = "upos",
+                 encoding: str = "utf-8"):
         root = Path(data_dir)
         if not root.is_dir():
             raise DataSourceError(f"UD EWT directory '{root}' not found (expected "
@@ -51,6 +54,7 @@ class ConlluSource(Source):
         if tag_column not in ("upos", "xpos"):
             raise DataSourceError(f"task.source.tag_column='{tag_column}': use upos or xpos")
         self.genre, self.data_dir, self.tag_column = genre, str(root), tag_column
+        self.encoding = check_encoding(encoding)
         self.kind = "token_classification"
         self.label_names = UPOS_TAGS if tag_column == "upos" else sorted(
             {t for _, tags in self._read("train") for t in tags})
@@ -62,7 +66,7 @@ class ConlluSource(Source):
         for genre in genres:
             path = require_file(Path(self.data_dir) / folder / f"{genre}.conllu",
                                 f"UD EWT {split}")
-            out += read_conllu(path, 3 if self.tag_column == "upos" else 4)
+            out += read_conllu(path, 3 if self.tag_column == "upos" else 4, self.encoding)
         return out
 
     def _load(self, split: str) -> list[Example]:

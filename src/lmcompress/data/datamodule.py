@@ -30,8 +30,13 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
-from lmcompress.data.base import DataSourceError, Example, Source
+from lmcompress.data.base import Example, Source
 from lmcompress.data.features import tokenize
+from lmcompress.data.labels import (
+    check_task_matches_source,
+    require_all_labelled,
+    scored_test_split,
+)
 from lmcompress.data.loader import ResumableDataLoader
 from lmcompress.models.hub import load_tokenizer
 from lmcompress.specs import TaskSpec
@@ -88,6 +93,8 @@ class TextDataModule(pl.LightningDataModule):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
+        for key, limit in (("train_limit", train_limit), ("eval_limit", eval_limit)):
+            check_limit(f"data.{key}", limit)
         self.source, self.tokenizer_ref = source, tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -138,13 +145,13 @@ class TextDataModule(pl.LightningDataModule):
                              "data.val_split / task.test_split / task.report_splits)")
         sizes = {split: len(self._examples(split)) for split in needed}
         for split in labelled:
-            _require_all_labelled(self._examples(split), split)
+            require_all_labelled(self._examples(split), split)
         if self.test_split:
-            self.test_labeled = _test_labelled(self._examples(self.test_split), self.test_split)
+            self.test_labeled = scored_test_split(self._examples(self.test_split), self.test_split)
         for name, stream in self.streams.items():
             sizes[name] = len(self._examples(name))
             if stream.labels:
-                _require_all_labelled(self._examples(name), f"stream {name}")
+                require_all_labelled(self._examples(name), f"stream {name}")
         return sizes
 
     def train_size(self) -> int:
@@ -231,7 +238,7 @@ class TextDataModule(pl.LightningDataModule):
             examples = (stream.source.load(stream.split) if stream else self.source.load(name))
             key = "train_limit" if name == "train" else "eval_limit"
             limit = self.train_limit if name == "train" else self.eval_limit
-            if limit and limit < len(examples):
+            if limit is not None and limit < len(examples):
                 examples = _limited(examples, limit, self.limit_sample, self.seed or 0,
                                     f"data.{key}={limit}", name)
             if name == "train" and self.shuffle_train_labels:
@@ -265,36 +272,8 @@ def _shuffled_labels(examples: list[Example], seed: int) -> list[Example]:
     return [dataclasses.replace(e, label=y) for e, y in zip(examples, labels, strict=True)]
 
 
-def check_task_matches_source(task: TaskSpec, source: Source) -> None:
-    """Refuse a task config that disagrees with its data source (kind, label set, count)."""
-    if source.kind != task.kind:
-        raise ValueError(f"task.kind={task.kind!r} but the data source "
-                         f"{type(source).__name__} gives {source.kind!r} examples")
-    names = source.label_names
-    if task.kind == "regression" or names is None:
-        return
-    if task.num_labels != len(names):
-        raise ValueError(f"task.num_labels={task.num_labels} but the data source has "
-                         f"{len(names)} labels: {list(names)}")
-    if task.label_names is not None and list(task.label_names) != list(names):
-        raise ValueError(f"task.label_names={list(task.label_names)} differ from the data "
-                         f"source's labels {list(names)} (same order required)")
-
-
-def _require_all_labelled(examples: list[Example], split: str) -> None:
-    missing = next((e for e in examples if e.label is None), None)
-    if missing is not None:
-        raise DataSourceError(f"{missing.where or split}: no label (empty or a placeholder such "
-                              f"as '-' or '-1'), but split '{split}' must be labelled")
-
-
-def _test_labelled(examples: list[Example], split: str) -> bool:
-    unlabelled = [e for e in examples if e.label is None]
-    if not unlabelled:
-        return True
-    if len(unlabelled) == len(examples):
-        log.info("test split '%s' has no labels: it is run for predictions only", split)
-        return False
-    labelled = len(examples) - len(unlabelled)
-    raise DataSourceError(f"{unlabelled[0].where or split}: no label, but {labelled} other "
-                          f"examples of test split '{split}' are labelled; label all or none")
+def check_limit(key: str, limit: object) -> None:
+    """Refuse a limit that is not a positive integer (``-5`` would slice off the last five)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"{key}={limit!r}: must be an integer >= 1 (the number of examples to "
+                         "keep), or null for the whole split")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lmcompress.data.base import PLACEHOLDER_LABELS, DataSourceError, Example, Source
-from lmcompress.data.readers import parse_label, read_delimited, require_file
+from lmcompress.data.readers import LabelReader, check_encoding, read_delimited, require_file
 from lmcompress.models.hub import hub_offline_reason
 
 # task -> (kind, label names, text columns, label column, local dir, {split: file})
@@ -56,10 +56,11 @@ class GlueSource(Source):
 
     ``variant="sentence_level"`` (SST-2 only) reads ``SST-2/sentence_level`` (labelled test set).
     Label-less rows (GLUE test files: label -1, or no label column) become ``label=None``.
+    ``encoding`` is the TSVs' text encoding (``task.source.encoding``).
     """
 
     def __init__(self, task: str, data_dir: str | None = None, variant: str = "default",
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, encoding: str = "utf-8"):
         if task not in GLUE_TASKS:
             raise DataSourceError(f"unknown GLUE task '{task}'; choose from {sorted(GLUE_TASKS)}")
         if variant not in ("default", "alps", "sentence_level") or (
@@ -68,6 +69,8 @@ class GlueSource(Source):
         self.task, self.data_dir, self.variant, self.cache_dir = task, data_dir, variant, cache_dir
         self.meta = GLUE_TASKS[task]
         self.kind, self.label_names = self.meta["kind"], self.meta["labels"]
+        self.encoding, self.labels = check_encoding(encoding), LabelReader(self.label_names)
+        self.has_pairs = variant != "sentence_level" and self.meta["text"][1] is not None
         self.files = SST2_SENTENCE_FILES if variant == "sentence_level" else self.meta["files"]
         self._splits = tuple(self.files)
         if data_dir is not None:
@@ -101,7 +104,7 @@ class GlueSource(Source):
         text_col, pair_col = ("x", None) if self.variant == "sentence_level" else self.meta["text"]
         label_col = "y" if self.variant == "sentence_level" else self.meta["label"]
         out = []
-        for line, row in read_delimited(path, "\t"):
+        for line, row in read_delimited(path, "\t", encoding=self.encoding):
             missing = [c for c in (text_col, pair_col) if c and c not in row]
             if missing:
                 raise DataSourceError(f"{path}: missing column(s) {missing}; found {list(row)}")
@@ -113,7 +116,7 @@ class GlueSource(Source):
     def _read_sts_original(self, path: Path) -> list[Example]:
         """STS-benchmark original test file: no header, score in column 5, sentences 6 and 7."""
         out = []
-        for line, row in read_delimited(path, "\t", header=False):
+        for line, row in read_delimited(path, "\t", header=False, encoding=self.encoding):
             if len(row) < 7:
                 raise DataSourceError(f"{path}, line {line}: expected >= 7 columns")
             where = f"{path}, line {line}"
@@ -132,7 +135,7 @@ class GlueSource(Source):
             if not 0.0 <= value <= 5.0:
                 raise DataSourceError(f"{where}: similarity score {raw!r} outside [0, 5]")
             return value
-        return parse_label(raw, self.label_names, where)
+        return self.labels(raw, where)
 
     def _load_hub(self, split: str) -> list[Example]:
         reason = hub_offline_reason(extra_vars=("HF_DATASETS_OFFLINE",))

@@ -141,6 +141,8 @@ class Objective:
             raise ValueError(f"{key}.weights: unknown term(s) {unknown}; known: {sorted(REGISTRY)}")
         weights = {}
         for name, value in raw.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{key}.weights.{name}={value!r}: weights must be numbers")
             value = float(value)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{key}.weights.{name}={value}: weights must be finite and >= 0")
@@ -215,6 +217,9 @@ def _family_options(loss: dict[str, Any], active: set[Family], key: str) -> dict
                 raise ValueError(f"{where}: unknown option(s) {bad}; known: {sorted(accepted)}")
         else:
             given, where = {k: v for k, v in loss.items() if k in accepted}, key
+        for name, value in given.items():  # "no" for a switch would read as True
+            if isinstance(accepted[name].default, bool) and not isinstance(value, bool):
+                raise ValueError(f"{where}.{name}={value!r}: must be true or false")
         if family.check is not None:
             family.check(given, where)
         out[family.name] = given

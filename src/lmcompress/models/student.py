@@ -39,14 +39,14 @@ def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
     """
     if spec.checkpoint:
         teacher, trained_for = _from_checkpoint(Path(spec.checkpoint))
-    else:
-        # what the export says it was trained on, read before the task's labels are applied
-        trained_for = (AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path))
-                       if spec.name_or_path and spec.pretrained else None)
-        teacher = build_model(spec, task, key="teacher")
-    if trained_for is not None:
-        _check_trained_for(trained_for, task, spec.checkpoint or spec.name_or_path)
-    return teacher
+        _check_trained_for(trained_for, task, spec.checkpoint)
+        return teacher
+    # what the export says it was trained on, read before the task's labels are applied, and
+    # checked before loading (another kind's head would fail to load with a size error)
+    if spec.name_or_path and spec.pretrained:
+        _check_trained_for(AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path)),
+                           task, spec.name_or_path)
+    return build_model(spec, task, key="teacher")
 
 
 def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PretrainedConfig]:
@@ -65,10 +65,30 @@ def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PretrainedConfig]:
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("model.")}
     model.load_state_dict(state, strict=True)
+    model.config.architectures = [type(model).__name__]  # what an export would record
     return model, model.config
 
 
-def _check_trained_for(cfg: PretrainedConfig, task: TaskSpec, ref: str | None) -> None:
+KIND_WORDS = {"ForTokenClassification": "token classification (one label per word)",
+              "ForSequenceClassification": "sequence classification (one label per input)"}
+
+
+def _check_trained_for(cfg: PretrainedConfig, task: TaskSpec, ref: str | None,
+                       role: str = "teacher", labels: bool = True) -> None:
+    """Refuse a model trained for another kind of task than ``task``, in one sentence.
+
+    ``role`` (teacher | student) names the model; with ``labels``, also refuse another label
+    set or output count.
+    """
+    task_kind = KIND_WORDS["ForTokenClassification" if task.kind == "token_classification"
+                           else "ForSequenceClassification"]
+    for arch in getattr(cfg, "architectures", None) or []:
+        kind = next((w for suffix, w in KIND_WORDS.items() if arch.endswith(suffix)), None)
+        if kind is not None and kind != task_kind:
+            raise ValueError(f"the {role} '{ref}' is a {kind} model ({arch}), but task "
+                             f"'{task.name}' (task.kind={task.kind}) is {task_kind}.")
+    if not labels:
+        return
     trained = trained_labels(cfg)
     trained_task = getattr(cfg, "finetuning_task", None)
     if trained is None and not trained_task:
@@ -110,6 +130,8 @@ def build_student(spec: StudentSpec, task: TaskSpec, teacher: PreTrainedModel,
         return keep_layers(teacher, layers).requires_grad_(True).train()
     if spec.init == "pretrained":
         check_same_tokenizer(spec.name_or_path, teacher_tokenizer, teacher)
+        _check_trained_for(AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path)),
+                           task, spec.name_or_path, role="student", labels=False)
         student = build_model(ModelSpec(name_or_path=spec.name_or_path), task, key="student")
     else:
         config = {"vocab_size": teacher.config.vocab_size, **spec.config}

@@ -31,6 +31,7 @@ import torch
 
 from lmcompress.losses import Objective, TermInputs
 from lmcompress.models.dynabert import (
+    check_exportable,
     compute_importance,
     dynabert_layer_map,
     extract_subnetwork,
@@ -40,6 +41,7 @@ from lmcompress.models.dynabert import (
     subnet,
     subnet_shape,
 )
+from lmcompress.models.dynabert.importance import MODES
 from lmcompress.models.student import build_teacher
 from lmcompress.modules.base import TaskModule
 from lmcompress.modules.teacher import FrozenTeacher
@@ -47,6 +49,21 @@ from lmcompress.specs import TeacherSpec, parse
 
 log = logging.getLogger(__name__)
 PHASES = ("width", "width_depth")
+
+
+def _importance(given: dict[str, Any] | None) -> dict[str, Any]:
+    """``module.importance`` with its defaults, each key checked now rather than at setup."""
+    spec = {"split": "train", "examples": 512, "mode": "clean", **(given or {})}
+    unknown = sorted(set(spec) - {"split", "examples", "mode"})
+    if unknown:
+        raise ValueError(f"module.importance: unknown key(s) {unknown}; known: split, "
+                         "examples, mode")
+    examples = spec["examples"]
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
+        raise ValueError(f"module.importance.examples={examples!r}: must be an integer >= 1")
+    if spec["mode"] not in MODES:
+        raise ValueError(f"module.importance.mode={spec['mode']!r}: choose from {MODES}")
+    return spec
 
 
 def subnet_name(width: float, depth: float) -> str:
@@ -87,8 +104,7 @@ class DynaBertModule(FrozenTeacher, TaskModule):
         if phase not in PHASES:
             raise ValueError(f"module.phase={phase!r}: choose from {PHASES}")
         self.phase, self.clip_grad_norm, self.rewire = phase, clip_grad_norm, rewire
-        self.importance = {"split": "train", "examples": 512, "mode": "clean",
-                           **(importance or {})}
+        self.importance = _importance(importance)
         self.automatic_optimization = False  # every sub-network's backward, then one step
         self.teacher_spec = parse(TeacherSpec, teacher, "teacher")
         self.objective = Objective.from_config(loss)
@@ -111,6 +127,7 @@ class DynaBertModule(FrozenTeacher, TaskModule):
             try:
                 subnet_shape(self.model.config, width, depth)
                 dynabert_layer_map(self.teacher.config.num_hidden_layers, depth)
+                check_exportable(self.model, width, depth)  # else refused after training
             except ValueError as err:
                 raise ValueError(f"module.widths/depths: ({width}, {depth}): {err}") from err
         return [(w, d) for d in depths for w in widths]

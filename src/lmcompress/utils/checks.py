@@ -8,9 +8,39 @@ import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedModel
 
+# key -> (smallest allowed integer, other allowed values, allowed range in words)
+INTEGER_SETTINGS = {
+    "trainer.max_epochs": (1, (None, -1), "an integer >= 1, or -1 (no limit)"),
+    "trainer.min_epochs": (0, (None,), "an integer >= 0"),
+    "trainer.max_steps": (1, (None, -1), "an integer >= 1, or -1 (no limit)"),
+    "trainer.accumulate_grad_batches": (1, (None,), "an integer >= 1"),
+    "data.batch_size": (1, (), "an integer >= 1 (the global batch)"),
+    "data.eval_batch_size": (1, (None,), "an integer >= 1, or null (= data.batch_size)"),
+    "data.num_workers": (0, (None,), "an integer >= 0"),
+}
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Refuse a batch size, epoch or step count that is not an integer in its range, by key."""
+    for key, (low, also, allowed) in INTEGER_SETTINGS.items():
+        section, name = key.split(".")
+        node = cfg.get(section)
+        if node is None or name not in node:
+            continue
+        value = node.get(name)
+        if value in also and not isinstance(value, bool | float):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{key}={value!r}: must be {allowed}")
+
 
 def check_plan(cfg: DictConfig) -> None:
-    """Refuse trainer settings that plan zero optimizer steps (an untrained export, exit 0)."""
+    """Refuse trainer settings that plan zero optimizer steps (an untrained export, exit 0).
+
+    Also refuses, with the key and its allowed range, batch sizes and epoch or step counts
+    that are not integers in range (:func:`check_numbers`); run.py calls this before building
+    the data module or any model.
+    """
     trainer = cfg.trainer
     zero = {"trainer.max_epochs": trainer.get("max_epochs"),
             "trainer.max_steps": trainer.get("max_steps"),
@@ -19,6 +49,7 @@ def check_plan(cfg: DictConfig) -> None:
         if value is not None and value == 0:
             raise ValueError(f"{key}=0 plans no optimizer step: the run would export an "
                              "untrained model")
+    check_numbers(cfg)
 
 
 def usable_positions(model: PreTrainedModel) -> int | None:

@@ -7,7 +7,7 @@ model (:mod:`.dynamic`) and the export of a sub-network as a smaller model (:mod
 """
 
 from lmcompress.models.dynabert.dynamic import current_subnet, make_dynamic, set_subnet, subnet
-from lmcompress.models.dynabert.export import extract_subnetwork, param_count
+from lmcompress.models.dynabert.export import check_exportable, extract_subnetwork, param_count
 from lmcompress.models.dynabert.importance import compute_importance
 from lmcompress.models.dynabert.rewire import rewire
 from lmcompress.models.dynabert.subnets import (
@@ -22,7 +22,7 @@ from lmcompress.models.dynabert.subnets import (
 )
 
 __all__ = [
-    "DEPTHS", "WIDTHS", "SubnetShape", "compute_importance", "current_subnet",
+    "DEPTHS", "WIDTHS", "SubnetShape", "check_exportable", "compute_importance", "current_subnet",
     "dynabert_layer_map", "encoder_flops", "extract_subnetwork", "kept_layers", "make_dynamic",
     "param_count", "rewire", "round_half_up", "set_subnet", "subnet", "subnet_shape",
 ]

@@ -69,6 +69,29 @@ def param_count(model: PreTrainedModel, width: float, depth: float) -> int:
     return outside + len(kept) * layer_params(model.config.hidden_size, attention_width, ffn)
 
 
+def check_exportable(model: PreTrainedModel, width: float, depth: float) -> None:
+    """Refuse, before any training, a (width, depth) whose export needs a missing sliced class.
+
+    The same rule :func:`extract_subnetwork` applies at the end: fewer heads than the config's
+    need the family's head-sliced twin (``auto.SLICED_CLASSES``).
+    """
+    shape = subnet_shape(model.config, width, depth)
+    if shape.heads != model.config.num_attention_heads:
+        sliced_twin(model, shape)
+
+
+def sliced_twin(model: PreTrainedModel, shape: SubnetShape) -> type[PreTrainedModel]:
+    """The head-sliced class exporting ``model`` at ``shape`` (a ValueError naming both if none)."""
+    sliced_class = SLICED_CLASSES.get(type(model))
+    if sliced_class is None:
+        supported = ", ".join(cls.__name__ for cls in SLICED_CLASSES)
+        raise ValueError(f"{type(model).__name__}: exporting {shape.heads} of "
+                         f"{model.config.num_attention_heads} attention heads needs a sliced "
+                         f"twin class, available for {supported}; widths that keep every head "
+                         "export any BERT-family class")
+    return sliced_class
+
+
 def _target(model: PreTrainedModel, shape: SubnetShape, head_size: int
             ) -> tuple[PretrainedConfig, type[PreTrainedModel]]:
     """Config and class of the exported model: plain BERT if every head stays, else sliced."""
@@ -77,12 +100,7 @@ def _target(model: PreTrainedModel, shape: SubnetShape, head_size: int
     config.intermediate_size = shape.ffn
     if shape.heads == model.config.num_attention_heads:
         return config, type(model)
-    sliced_class = SLICED_CLASSES.get(type(model))
-    if sliced_class is None:
-        supported = ", ".join(cls.__name__ for cls in SLICED_CLASSES)
-        raise ValueError(f"{type(model).__name__}: exporting fewer heads needs a sliced twin "
-                         f"class, available for {supported}; widths that keep every head "
-                         "export any BERT-family class")
+    sliced_class = sliced_twin(model, shape)
     fields = {k: v for k, v in config.to_dict().items() if k not in _OWN_KEYS}
     fields.update(num_heads_per_layer=[shape.heads] * len(shape.kept),
                   attention_head_size=head_size)

@@ -1,0 +1,41 @@
+"""Numeric trainer/data settings are refused with their key and allowed range, before anything is
+built (``utils/checks.check_plan``, called first by ``run.run_stage``)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import open_dict
+
+import lmcompress.run as run
+from lmcompress.utils.checks import check_plan
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("data.batch_size", 0, "an integer >= 1"), ("data.batch_size", -4, "an integer >= 1"),
+    ("data.batch_size", 8.5, "an integer >= 1"), ("data.eval_batch_size", 0, "an integer >= 1"),
+    ("trainer.max_epochs", 1.5, "an integer >= 1, or -1"),
+    ("trainer.max_epochs", -3, "an integer >= 1, or -1"),
+    ("trainer.max_epochs", True, "an integer >= 1, or -1"),
+    ("trainer.min_epochs", 0.5, "an integer >= 0"),
+    ("trainer.max_steps", 2.0, "an integer >= 1, or -1"),
+    ("trainer.accumulate_grad_batches", 0, "an integer >= 1")])
+def test_a_non_integer_or_out_of_range_setting_names_its_key_and_range(make_cfg, key, value,
+                                                                        allowed):
+    cfg = make_cfg("teacher")
+    check_plan(cfg)  # the composed default passes
+    section, name = key.split(".")
+    with open_dict(cfg):
+        cfg[section][name] = value
+    with pytest.raises(ValueError, match=rf"{key}={value!r}: must be {allowed}"):
+        check_plan(cfg)
+
+
+def test_the_refusal_comes_before_the_data_module_or_any_model_is_built(make_cfg, monkeypatch):
+    built = []
+    monkeypatch.setattr(run, "instantiate_plain", lambda *a, **k: built.append(a) or 1 / 0)
+    with pytest.raises(ValueError, match=r"trainer.max_epochs=2.5: must be"):
+        run.run_stage(make_cfg("teacher", "trainer.max_epochs=2.5"))
+    assert built == []
+    with pytest.raises(ZeroDivisionError):  # the same run with a valid value goes on to build
+        run.run_stage(make_cfg("teacher", "trainer.max_epochs=2"))
+    assert len(built) == 1
