@@ -18,6 +18,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from lmcompress.models.hub import (
     build_model,
+    check_finite_weights,
     load_tokenizer,
     resolve_model_path,
     trained_labels,
@@ -46,6 +47,8 @@ def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
         teacher = build_model(spec, task, key="teacher")
     if trained_for is not None:
         _check_trained_for(trained_for, task, spec.checkpoint or spec.name_or_path)
+    check_finite_weights(teacher, spec.checkpoint or (spec.name_or_path if spec.pretrained
+                                                      else None))
     return teacher
 
 
