@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -48,3 +50,13 @@ def test_finite_export_loads(tmp_path):
     _tiny_model(None).save_pretrained(tmp_path / "export")
     teacher = build_teacher(TeacherSpec(name_or_path=str(tmp_path / "export")), TASK)
     assert teacher.config.num_hidden_layers == 2
+
+
+def test_sharded_export_names_the_shard_holding_the_tensor(tmp_path):
+    _tiny_model(float("nan")).save_pretrained(tmp_path / "export", max_shard_size="20KB")
+    index = tmp_path / "export" / "model.safetensors.index.json"
+    assert index.is_file()
+    shard = json.loads(index.read_text())["weight_map"][BAD]
+    with pytest.raises(ValueError, match=rf"teacher weights {tmp_path / 'export' / shard}: "
+                                         rf"tensor '{BAD}'"):
+        build_teacher(TeacherSpec(name_or_path=str(tmp_path / "export")), TASK)
