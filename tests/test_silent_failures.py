@@ -29,7 +29,7 @@ def _fails(tmp_path: Path, *overrides: str, expect: list[str], stage: str = "tea
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_at_its_step_naming_the_term(tmp_path):
-    text = _fails(tmp_path, "module.optim.lr=1e3", "trainer.max_epochs=3",
+    text = _fails(tmp_path, "module.optim.lr=1e3", "trainer.max_epochs=3", "divergence=null",
                   expect=["NonFiniteLossError", "the loss is nan", "task=nan"])
     assert "step " in text
 

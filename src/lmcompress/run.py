@@ -19,6 +19,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
+from lmcompress.callbacks.divergence import build_divergence
 from lmcompress.callbacks.exact_resume import ExactResume
 from lmcompress.callbacks.progress import PlainProgress
 from lmcompress.models.hub import model_stats
@@ -42,7 +43,8 @@ register_resolvers()
 def build_trainer(cfg: DictConfig) -> pl.Trainer:
     """The Trainer of ``cfg.trainer`` with the configured callbacks, loggers, atomic saves."""
     interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    callbacks = [*build_callbacks(cfg.get("callbacks")), ExactResume()]
+    callbacks = [*build_callbacks(cfg.get("callbacks")), ExactResume(),
+                 *build_divergence(cfg.get("divergence"))]
     if not interactive:
         callbacks.append(PlainProgress(cfg.log_every_n_steps))
     return instantiate_plain(

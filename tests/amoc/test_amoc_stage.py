@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from lmcompress.amoc.features import CANDIDATE_FEATURES, OUTCOMES, PAIR_FEATURES
-from lmcompress.amoc.report import main as report_main
+from lmcompress.report.__main__ import main as report_main
 from lmcompress.run import run_stage
 
 
@@ -42,11 +42,20 @@ def test_amoc_stage_writes_candidates_and_selection_then_the_report(make_cfg, tm
     bound = timing["independent"]["bound"]
     assert 1.0 <= bound["train"] <= bound["eval"]
 
-    paths = report_main([str(tmp_path), "--out", str(tmp_path / "report")])
-    text = paths["results"].read_text()
+    # the one report command finds the AMoC run under tmp_path and makes the AMoC report
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "results.md").read_text()
     assert "electronics → movies" in text and "## Regression" in text
     assert f"{bound['train']:.2f}–{bound['eval']:.2f}×" in text  # the cost table's bound column
-    assert paths["predicted_vs_actual"].stat().st_size > 0 and paths["ate_vs_drop"].is_file()
+    assert "Left out" not in text  # the run's own table is complete (rows match selection.json)
+    assert (tmp_path / "report" / "predicted_vs_actual.png").stat().st_size > 0
+    assert (tmp_path / "report" / "ate_vs_drop.png").is_file()
+    cut = tmp_path / "copy" / "amoc"  # a copy of the table cut short: named, not read in part
+    cut.mkdir(parents=True)
+    (cut / "candidates.csv").write_text((out / "candidates.csv").read_text()[:-20])
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "report2")]) == 0
+    assert (f"Left out (incomplete): {cut / 'candidates.csv'}: truncated"
+            in (tmp_path / "report2" / "results.md").read_text())
 
 
 def test_unknown_target_is_refused_before_training(make_cfg, tmp_path):

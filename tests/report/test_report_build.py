@@ -146,8 +146,8 @@ def test_tradeoff_plots_need_two_sizes(tmp_path, config):
     write_multirun(sweep, {"student.num_layers": "3,6", "seed": "1,2"}, ["loss=kd"])
     for number, (layers, seed) in enumerate([(3, 1), (3, 2), (6, 1), (6, 2)]):
         write_job(sweep, number, [f"student.num_layers={layers}", f"seed={seed}", "loss=kd"],
-                  job_metrics(seed, {"val/f1": 0.8 + layers / 100}, params=layers * 3_000_000,
-                              layers=layers))
+                  job_metrics(seed, {"val/f1": 0.8 + layers / 100, "val/accuracy": 0.7},
+                              params=layers * 3_000_000, layers=layers))
     report = build_report([sweep], load_config(config), tmp_path / "out")
     names = sorted(p.name for p in report.files)
     assert names == ["mrpc.md", "mrpc.tex", "mrpc_latency_ms_b1.png", "mrpc_params.png",

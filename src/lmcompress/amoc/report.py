@@ -1,4 +1,4 @@
-"""AMoC results across runs: ``python -m lmcompress.amoc.report <run or sweep dir>... --out DIR``.
+"""AMoC results across runs: ``python -m lmcompress.report <run or sweep dir>... [--out DIR]``.
 
 Reads every ``amoc/candidates.csv`` under the given folders (one per source domain), fits the
 stepwise regression leave-one-target-domain-out across all pairs, and writes to ``--out``:
@@ -12,7 +12,8 @@ stepwise regression leave-one-target-domain-out across all pairs, and writes to 
   scores after the brief and the full fine-tune, per method;
 * ``selection.json``: the same choices, machine-readable.
 
-See docs/amoc.md for the protocol and every choice.
+See docs/amoc.md for the protocol and every choice. ``python -m lmcompress.amoc.report`` (this
+module, ``--out`` required) still works; ``lmcompress.report`` detects AMoC runs and calls it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from lmcompress.amoc.features import feature_columns
+from lmcompress.amoc.read import read_all
 from lmcompress.amoc.regression import RegressionRefused, RegressionSpec, stepwise_ols
 from lmcompress.amoc.select import COMPETITORS, METHODS, Analysis, analyse, json_safe
 from lmcompress.utils.io import write_json_atomic
@@ -35,7 +37,7 @@ KEY = ["source", "target", "removed"]
 
 
 def load_candidates(folders: Sequence[str | Path]) -> pd.DataFrame:
-    """All candidates tables under ``folders``; refuses none found and duplicated rows."""
+    """All complete candidates tables under ``folders``; refuses none found and duplicated rows."""
     files = []
     for folder in map(Path, folders):
         direct = folder / "amoc" / "candidates.csv"
@@ -43,9 +45,9 @@ def load_candidates(folders: Sequence[str | Path]) -> pd.DataFrame:
         if not found:
             raise FileNotFoundError(f"no amoc/candidates.csv under {folder}")
         files += found
-    tables = [pd.read_csv(f, dtype={"removed": str, "source": str, "target": str}).assign(
-        file=str(f)) for f in files]
+    tables, left_out = read_all(files)  # a truncated table is left out, never read in part
     table = pd.concat(tables, ignore_index=True)
+    table.attrs["left_out"] = left_out
     duplicated = table[table.duplicated(KEY, keep=False)]
     if len(duplicated):
         row = duplicated.iloc[0]
@@ -254,6 +256,7 @@ def report(folders: Sequence[str | Path], out: str | Path,
     """Build every output of the module docstring; returns ``{name: path}``."""
     spec = spec or RegressionSpec()
     table = load_candidates(folders)
+    left_out = [f"Left out (incomplete): {reason}." for reason in table.attrs["left_out"]]
     analysis = analyse(table, spec)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +265,7 @@ def report(folders: Sequence[str | Path], out: str | Path,
     text = "\n\n".join([
         "# AMoC: layer removal for domain adaptation",
         f"{pairs} domain pairs, {table['removed'].nunique()} candidates, {len(table)} rows, "
-        f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).",
+        f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).", *left_out,
         results_section(analysis), regression_section(table, analysis, spec),
         *filter(None, [finetune_section(selections)]), cost_section(selections)]) + "\n"
     results = out / "results.md"

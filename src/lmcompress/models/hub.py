@@ -19,6 +19,7 @@ fine-tuned for (``finetuning_task``, ``id2label``), which later stages check.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from functools import cache
@@ -204,6 +205,41 @@ def weights_digest(path: str | Path) -> str:
     for file in files:
         digest.update(_sha256(file).encode())
     return digest.hexdigest()
+
+
+def check_finite_weights(model: torch.nn.Module, source: str | Path | None,
+                         key: str = "teacher") -> None:
+    """Refuse a model whose weights hold NaN or Inf, naming the weights file and the tensor.
+
+    A teacher with a corrupt tensor still runs, and every loss computed against it is NaN from
+    the first step (or, worse, only on the inputs that reach the bad rows).
+
+    Raises:
+        ValueError: names ``source``'s weights file, the tensor and how many values are bad.
+    """
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+            continue
+        nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+        raise ValueError(
+            f"{key} weights {_weights_file(source, name)}: tensor '{name}' holds {nan} NaN and "
+            f"{inf} Inf of {tensor.numel()} values; refusing to use it (re-export or re-train "
+            f"the {key})")
+
+
+def _weights_file(source: str | Path | None, tensor: str) -> str:
+    """The file under ``source`` that stores ``tensor`` (sharded exports: from the index)."""
+    if source is None:
+        return "(random init)"
+    path = Path(resolve_model_path(str(source))) if not Path(source).is_file() else Path(source)
+    if not path.is_dir():
+        return str(path)
+    for index in sorted(path.glob("*.index.json")):
+        shard = (json.loads(index.read_text()).get("weight_map") or {}).get(tensor)
+        if shard:
+            return str(path / shard)
+    files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return str(files[0]) if len(files) == 1 else str(path)
 
 
 def model_stats(model: torch.nn.Module) -> dict[str, float]:

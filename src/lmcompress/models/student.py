@@ -18,6 +18,7 @@ from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from lmcompress.models.hub import (
     build_model,
+    check_finite_weights,
     load_tokenizer,
     resolve_model_path,
     trained_labels,
@@ -40,13 +41,16 @@ def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
     if spec.checkpoint:
         teacher, trained_for = _from_checkpoint(Path(spec.checkpoint))
         _check_trained_for(trained_for, task, spec.checkpoint)
-        return teacher
-    # what the export says it was trained on, read before the task's labels are applied, and
-    # checked before loading (another kind's head would fail to load with a size error)
-    if spec.name_or_path and spec.pretrained:
-        _check_trained_for(AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path)),
-                           task, spec.name_or_path)
-    return build_model(spec, task, key="teacher")
+    else:
+        # what the export says it was trained on, read before the task's labels are applied, and
+        # checked before loading (another kind's head would fail to load with a size error)
+        if spec.name_or_path and spec.pretrained:
+            _check_trained_for(AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path)),
+                               task, spec.name_or_path)
+        teacher = build_model(spec, task, key="teacher")
+    check_finite_weights(teacher, spec.checkpoint or (spec.name_or_path if spec.pretrained
+                                                      else None))
+    return teacher
 
 
 def _from_checkpoint(path: Path) -> tuple[PreTrainedModel, PretrainedConfig]:

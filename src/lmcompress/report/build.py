@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from lmcompress.report.config import Metric, ReportConfig
+from lmcompress.report.groups import check_groups, differing_keys
 from lmcompress.report.load import load_jobs, open_problems, sweep_plan
 from lmcompress.report.plots import seeds_plot, tradeoff_plot
 from lmcompress.report.stats import aggregate, paired_test
@@ -55,6 +56,7 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
     if not jobs.empty:
         group_by = resolve_group_by(cfg, jobs, sweeps)
         metrics = resolve_metrics(cfg, jobs)
+        check_groups(jobs, group_by, cfg.seed_key)
         table, notes = results(jobs, cfg, group_by, metrics)
         comment = "\n".join([f"{cfg.title or cfg.name} (python -m lmcompress.report)", *notes])
         files.append(_write(inside(out, f"{cfg.name}.tex", "report.yaml name"),
@@ -76,11 +78,16 @@ def build_report(sweep_dirs: Sequence[str | Path], cfg: ReportConfig, out: str |
 
 
 def resolve_group_by(cfg: ReportConfig, jobs: pd.DataFrame, sweeps: Sequence[Path]) -> list[str]:
-    """``cfg.group_by``, else the swept keys minus the seed (else ``task``); plus ``subnet``."""
+    """``cfg.group_by``, else every swept or differing key but the seed; plus ``subnet``.
+
+    The default rows split on the swept keys and on every other override (or sweep config) in
+    which the jobs differ (report/groups.py); with none of them, on ``task``.
+    """
     if cfg.group_by is not None:
         group_by = list(cfg.group_by)
     else:
         swept = [key for sweep in sweeps if (plan := sweep_plan(sweep)) for key in plan.swept]
+        swept += differing_keys(jobs, cfg.seed_key)
         group_by = [key for key in dict.fromkeys(swept) if key != cfg.seed_key] or ["task"]
     if "subnet" in jobs and "subnet" not in group_by:
         group_by.append("subnet")
@@ -95,13 +102,18 @@ def resolve_group_by(cfg: ReportConfig, jobs: pd.DataFrame, sweeps: Sequence[Pat
 
 
 def resolve_metrics(cfg: ReportConfig, jobs: pd.DataFrame) -> list[Metric]:
-    """``cfg.metrics``, else each job's main metric ×100; absent columns are kept, empty."""
+    """``cfg.metrics``, else each job's main metric ×100; a key no job has is an error.
+
+    Raises:
+        KeyError: names the metric and lists the metric keys the jobs have.
+    """
     metrics = list(cfg.metrics) or [Metric(key, scale=100)
                                     for key in jobs["main_metric"].dropna().unique()]
     for m in metrics:
-        if m.key not in jobs:
-            log.warning("metric %s is in no metrics.json; its column stays empty", m.key)
-            jobs[m.key] = float("nan")
+        if m.key not in jobs or jobs[m.key].isna().all():
+            known = sorted(c for c in jobs.columns if "/" in c and jobs[c].notna().any())
+            raise KeyError(f"metric {m.key!r} is in no job's metrics.json; the jobs have: "
+                           f"{', '.join(known)}")
     return metrics
 
 
@@ -136,6 +148,7 @@ def grid_sections(jobs: pd.DataFrame, cfg: ReportConfig, metric: Metric) -> list
     missing = [c for c in [grid.rows, grid.columns, *grid.by] if c not in jobs]
     if missing:
         raise KeyError(f"grid {missing}: no such job column; columns: {sorted(jobs.columns)}")
+    check_groups(jobs, [grid.rows, grid.columns, *grid.by], cfg.seed_key, where="grid.by")
     lines = ["", f"## {metric.label}: {grid.rows} × {grid.columns}"]
     for name, matrix in grid_tables(jobs, grid.rows, grid.columns, grid.by, metric):
         lines += ["", f"{name}:" if name else "", "", to_markdown(matrix)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,10 +23,17 @@ import pandas as pd
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from lmcompress.report.groups import OVERRIDES, SWEEP_CONFIG
+
+log = logging.getLogger(__name__)
+
 PROBLEM_COLUMNS = ["sweep", "job", "status", "overrides", "error"]
 # DynaBERT's sub-model names (docs/dynabert.md) also give width and depth columns.
 SUBNET_NAME = re.compile(r"^w(?P<width>\d+(?:\.\d+)?)_d(?P<depth>\d+(?:\.\d+)?)$")
 RERUN = "re-run"  # status of a failed or missing job that finished in another given folder
+UNREADABLE = "metrics.json unreadable, left out"
+# What lmcompress.run always writes: a metrics.json without them is not one of its files.
+REQUIRED_METRICS = ("stage", "seed", "main_metric", "val")
 # The last line of a Python traceback: "ValueError: ...", "torch.OutOfMemoryError: ...".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
@@ -61,7 +69,13 @@ def load_jobs(sweep_dirs: Iterable[str | Path], derive: Mapping[str, str] | None
         jobs = job_dirs(sweep)
         for job in jobs:
             if (job / "metrics.json").is_file():
-                rows += job_rows(job, sweep)
+                try:
+                    rows += job_rows(job, sweep)
+                except ValueError as err:  # half-written or foreign: never read in part
+                    log.warning("report: leaving out %s", err)
+                    problems.append({**_problem(sweep, job, UNREADABLE, raw_overrides(job),
+                                                str(err)), "config": sweep_config(sweep)})
+                    continue
                 where = f"{sweep}/{_job_name(job, sweep)}"
                 finished.setdefault((sweep_config(sweep), frozenset(raw_overrides(job))), where)
             else:
@@ -85,10 +99,11 @@ def job_dirs(sweep: Path) -> list[Path]:
 
 def job_rows(job: Path, sweep: Path) -> list[dict[str, Any]]:
     """A finished job's rows: one, or one per sub-model (``subnet``) when it has several."""
-    metrics = json.loads((job / "metrics.json").read_text())
+    metrics = read_metrics(job / "metrics.json")
     swept = overrides(job)
     base = {
         "sweep": str(sweep), "job": _job_name(job, sweep),
+        OVERRIDES: swept, SWEEP_CONFIG: _config_name(sweep),
         "stage": metrics.get("stage"), "task": metrics.get("task"),
         "main_metric": metrics.get("main_metric"),
         **swept,  # the values as typed on the command line: task=glue/mrpc wins over task's name
@@ -106,6 +121,23 @@ def job_rows(job: Path, sweep: Path) -> list[dict[str, Any]]:
              **(_numbers(entry.get("model") or {}) or model),
              **entry.get("val", {}), **entry.get("test", {})}
             for name, entry in submodels.items()]
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A job's ``metrics.json``, whole, or ValueError naming the file and what is wrong."""
+    text = path.read_text(errors="replace")
+    try:
+        metrics = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} of "
+                         f"{text.count(chr(10)) + 1}; half-written or truncated?)") from err
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: a JSON {type(metrics).__name__}, not an object")
+    missing = [key for key in REQUIRED_METRICS if key not in metrics]
+    if missing:
+        raise ValueError(f"{path}: no {missing} (every lmcompress.run metrics.json has "
+                         f"{list(REQUIRED_METRICS)})")
+    return metrics
 
 
 def _subnet_fields(name: str) -> dict[str, float]:
@@ -174,6 +206,12 @@ def sweep_config(sweep: Path) -> tuple[str, str] | None:
     if not hydra:
         return None
     return (str(sweep_config_dir(sweep)), str((hydra.get("job") or {}).get("config_name")))
+
+
+def _config_name(sweep: Path) -> str | None:
+    """``<-cd folder name>/<-cn name>`` of a multirun (None for a single run)."""
+    config = sweep_config(sweep)
+    return None if config is None else f"{Path(config[0]).name}/{config[1]}"
 
 
 def open_problems(problems: pd.DataFrame) -> pd.DataFrame:
