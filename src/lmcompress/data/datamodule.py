@@ -33,7 +33,6 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 from lmcompress.data.base import DataSourceError, Example, Source
 from lmcompress.data.features import tokenize
 from lmcompress.data.loader import ResumableDataLoader
-from lmcompress.labels import IGNORE_INDEX
 from lmcompress.models.hub import load_tokenizer
 from lmcompress.specs import TaskSpec
 from lmcompress.utils.instantiate import instantiate_plain
@@ -214,8 +213,7 @@ class TextDataModule(pl.LightningDataModule):
         padding = "max_length" if self.pad_to_max_length else "longest"
         if kind == "token_classification":
             return DataCollatorForTokenClassification(self.tokenizer, padding=padding,
-                                                      max_length=self.max_length,
-                                                      label_pad_token_id=IGNORE_INDEX)
+                                                      max_length=self.max_length)
         return DataCollatorWithPadding(self.tokenizer, padding=padding,
                                        max_length=self.max_length)
 
