@@ -2,7 +2,7 @@
 
 Every candidate with the same number of removed layers has the same shape (all BERT layers are
 alike), so one model per budget k stands for all of them; removal is physical
-(``amoc.removal.remove_layers``). Both heads: the paper's scalar-mix CNN and the standard pooler
+(``models.surgery.drop_layers``). Both heads: the paper's scalar-mix CNN and the standard pooler
 head. Median of repeats of a no-grad forward, batch 1 and 32, same run for every k.
 
     python benchmarks/amoc_latency.py                       # length 96 (the CPU sweep) and 128
@@ -15,8 +15,8 @@ import argparse
 import torch
 import transformers
 
-from lmcompress.amoc.removal import remove_layers
 from lmcompress.models.hub import build_model
+from lmcompress.models.surgery import drop_layers
 from lmcompress.specs import ModelSpec, TaskSpec
 from lmcompress.utils.latency import measure_latency
 
@@ -47,7 +47,7 @@ def main() -> None:
             base = base_model(head, length)
             full = None
             for k in (int(x) for x in args.budgets.split(",")):
-                model = remove_layers(base, list(range(6 - k, 6))) if k else base
+                model = drop_layers(base, list(range(6 - k, 6))) if k else base
                 ms = measure_latency(model, length, (1, 32), args.repeats)
                 full = full or ms
                 params = sum(p.numel() for p in model.parameters()) / 1e6

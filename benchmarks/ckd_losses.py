@@ -95,12 +95,17 @@ def ref_ltr_triple(s, t, mask):
     return ((a_s - a_t) ** 2 * mask[:, :, None, None, None]).sum() / (s.shape[1] ** 3 * mask.sum())
 
 
+def ours(name: str, **opts):
+    """One term through ``ckd_terms`` (the only implementation), as training calls it."""
+    return lambda s, t, m: ckd.ckd_terms(s, t, m, [name], **opts)[name]
+
+
 TERMS = {
-    "wr_pair": (ref_wr_pair, lambda s, t, m: ckd.wr_pair_loss(s, t, m)),
-    "wr_triple_w21": (ref_wr_triple, lambda s, t, m: ckd.wr_triple_loss(s, t, m, window=21)),
-    "wr_triple_all": (ref_wr_triple_all, lambda s, t, m: ckd.wr_triple_loss(s, t, m, window=None)),
-    "ltr_pair": (ref_ltr_pair, lambda s, t, m: ckd.ltr_pair_loss(s, t, m)),
-    "ltr_triple": (ref_ltr_triple, lambda s, t, m: ckd.ltr_triple_loss(s, t, m)),
+    "wr_pair": (ref_wr_pair, ours("wr_pair")),
+    "wr_triple_w21": (ref_wr_triple, ours("wr_triple", window=21)),
+    "wr_triple_all": (ref_wr_triple_all, ours("wr_triple", window=None)),
+    "ltr_pair": (ref_ltr_pair, ours("ltr_pair")),
+    "ltr_triple": (ref_ltr_triple, ours("ltr_triple")),
 }
 TERMS["all_four_w21"] = (
     lambda s, t, m: sum(TERMS[k][0](s, t, m) for k in
@@ -109,7 +114,7 @@ TERMS["all_four_w21"] = (
                         ("wr_pair", "wr_triple_w21", "ltr_pair", "ltr_triple")),
 )
 
-# the same four terms through ckd_terms: one token Gram and one layer Gram per model, shared
+# the same four terms in one ckd_terms call: one token Gram and one layer Gram per model, shared
 TERMS["all_four_w21_shared"] = (
     TERMS["all_four_w21"][0],
     lambda s, t, m: sum(ckd.ckd_terms(s, t, m, ["wr_pair", "wr_triple", "ltr_pair",

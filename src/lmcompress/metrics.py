@@ -15,8 +15,9 @@ import logging
 import torch
 from torchmetrics import Metric
 
+from lmcompress.labels import IGNORE_INDEX
+
 log = logging.getLogger(__name__)
-IGNORE_INDEX = -100
 METRICS_BY_KIND = {
     "classification": ("accuracy", "f1", "macro_f1", "matthews"),
     "regression": ("pearson", "spearman"),

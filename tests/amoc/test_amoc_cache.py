@@ -8,8 +8,8 @@ from amoc_fixtures import collate, examples, tiny_model
 
 from lmcompress.amoc.cache import batch_plan, build_cache, states_needed
 from lmcompress.amoc.candidates import Candidate, first_changed, trainable_parts
-from lmcompress.amoc.removal import remove_layers
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
+from lmcompress.models.surgery import drop_layers
 
 KIND = {"mix": "classification", "pooler": "classification", "token": "token_classification"}
 
@@ -26,7 +26,7 @@ def _setup(head: str, removed: tuple[int, ...], rule: str = "official"):
                       batch_plan(10, 4), keep, KIND[head], special_ids=[0, 2, 3])
 
     def model():
-        smaller = remove_layers(base, candidate.removed)
+        smaller = drop_layers(base, candidate.removed)
         kept = [i for i in range(4) if i not in candidate.removed]
         set_trainable(smaller, trainable_parts(4, candidate, rule), kept)
         return smaller

@@ -7,9 +7,9 @@ import torch
 from amoc_fixtures import LENGTH, VOCAB, bert_config, tiny_model
 from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
-from lmcompress.amoc.removal import remove_layers
 from lmcompress.models.hub import build_model
 from lmcompress.models.mixcnn import ScalarMixCNNForSequenceClassification, as_mixcnn_config
+from lmcompress.models.surgery import drop_layers
 from lmcompress.specs import ModelSpec, TaskSpec
 
 TASK = TaskSpec(name="t", kind="classification", num_labels=3, metrics=["accuracy"],
@@ -63,7 +63,7 @@ def test_layer_dropout_only_in_training_unless_configured():
 @pytest.mark.parametrize("removed", [[1], [0, 2], [3]])
 def test_removal_equals_a_model_built_without_those_layers(head, removed):
     model = tiny_model(head)
-    smaller = remove_layers(model, removed)
+    smaller = drop_layers(model, removed)
     kept = [i for i in range(4) if i not in removed]
     config = bert_config(len(kept))
     if head == "mix":
@@ -93,7 +93,7 @@ def test_removal_equals_a_model_built_without_those_layers(head, removed):
 
 
 def test_removed_mix_model_round_trips(tmp_path):
-    smaller = remove_layers(tiny_model("mix"), [1, 2])
+    smaller = drop_layers(tiny_model("mix"), [1, 2])
     assert smaller.mix.weights.shape == (3,)
     smaller.save_pretrained(tmp_path)
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
@@ -106,4 +106,4 @@ def test_removed_mix_model_round_trips(tmp_path):
     ([-1], "layer index -1 is out of range")])
 def test_removal_refusals(removed, message):
     with pytest.raises((ValueError, IndexError), match=message):
-        remove_layers(tiny_model("pooler"), removed)
+        drop_layers(tiny_model("pooler"), removed)

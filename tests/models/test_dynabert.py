@@ -132,6 +132,23 @@ def test_importance_other_task_kinds(kind):
     assert heads.shape == (4, 4) and torch.isfinite(neurons).all() and heads.sum() > 0
 
 
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "token_classification"])
+def test_importance_differentiates_the_objectives_task_term(kind, monkeypatch):
+    """One definition of the task loss: scaling the registry's term scales every score."""
+    import lmcompress.losses.kd as kd
+
+    model = {"regression": _model(num_labels=1),
+             "token_classification": _model(BertForTokenClassification)}.get(kind, _model())
+    batches = [_batch(0, kind), _batch(1, kind)]
+    heads, neurons = compute_importance(model, batches, kind)
+    for name in ("hard_ce", "hard_mse"):
+        loss = getattr(kd, name)
+        monkeypatch.setattr(kd, name, lambda *a, loss=loss: 3.0 * loss(*a))
+    heads3, neurons3 = compute_importance(model, batches, kind)
+    torch.testing.assert_close(heads3, 3.0 * heads)
+    torch.testing.assert_close(neurons3, 3.0 * neurons)
+
 def test_rewiring_preserves_outputs_and_sorts_scores():
     model = _model()
     batches = [_batch(seed) for seed in range(2)]

@@ -23,10 +23,10 @@ import torch
 from transformers import BertForSequenceClassification, BertForTokenClassification
 
 from lmcompress.amoc.candidates import EMBEDDINGS
+from lmcompress.labels import IGNORE_INDEX
 from lmcompress.models.mixcnn import ScalarMixCNNForSequenceClassification
 from lmcompress.models.surgery import encoder_layers
 
-IGNORE_INDEX = -100
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 SUPPORTED = (ScalarMixCNNForSequenceClassification, BertForSequenceClassification,
              BertForTokenClassification)

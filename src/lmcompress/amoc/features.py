@@ -25,7 +25,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lmcompress.amoc.cache import IGNORE_INDEX, SplitCache
+from lmcompress.amoc.cache import SplitCache
+from lmcompress.labels import IGNORE_INDEX
 from lmcompress.metrics import accuracy, binary_f1, macro_f1
 
 ID_COLUMNS = ("source", "target", "removed", "rule")

@@ -19,8 +19,8 @@ from typing import Any
 from lmcompress.amoc import features as feats
 from lmcompress.amoc.cache import batch_plan, build_cache
 from lmcompress.amoc.candidates import EMBEDDINGS, PATTERNS, Candidate, trainable_parts
-from lmcompress.amoc.removal import remove_layers
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate
+from lmcompress.models.surgery import drop_layers
 from lmcompress.specs import SpecError
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def finetune_chosen(search: Any, entries: list[dict[str, Any]], spec: FinetuneSp
 
 def full_trainable(base: Any, candidate: Candidate, num_layers: int) -> Any:
     """The base model without ``candidate``'s layers, with every remaining part trainable."""
-    model = remove_layers(base, candidate.removed)
+    model = drop_layers(base, candidate.removed)
     kept = [i for i in range(num_layers) if i not in candidate.removed]
     set_trainable(model, trainable_parts(num_layers, candidate, "all"), kept)
     return model

@@ -38,9 +38,8 @@ from lmcompress.amoc.candidates import (
     first_changed,
     trainable_parts,
 )
-from lmcompress.amoc.removal import remove_layers
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
-from lmcompress.models.surgery import encoder_layers
+from lmcompress.models.surgery import drop_layers, encoder_layers
 from lmcompress.specs import SpecError, parse
 
 log = logging.getLogger(__name__)
@@ -139,7 +138,7 @@ class Search:
 
     def candidate_model(self, candidate: Candidate) -> tuple[Any, int]:
         """The base model without ``candidate``'s layers, frozen but for its trainable parts."""
-        model = remove_layers(self.base, candidate.removed)
+        model = drop_layers(self.base, candidate.removed)
         kept = [i for i in range(self.num_layers) if i not in candidate.removed]
         params = set_trainable(model, trainable_parts(self.num_layers, candidate,
                                                       self.spec.trainable), kept)

@@ -1,11 +1,12 @@
 """The brief fine-tune of one candidate on the labelled source training set (docs/amoc.md).
 
 A plain torch loop with the official code's settings by default: AdamW (lr 1e-4, eps 1e-8,
-weight decay 0.01, none on biases and LayerNorm), no warm-up, linear decay to 0, gradient
-clipping at norm 2.0, one epoch of batches of 32, seeded. Only the parameters chosen by the
-trainable rule get gradients. ``cached=True`` runs from the candidate's first changed layer on
-the base model's cached states (``amoc/cache.py``); ``cached=False`` is the independent path
-that runs the whole model from the inputs: same batches, same random draws, same result.
+weight decay 0.01, none below 2 dimensions: docs/optim.md), no warm-up, linear decay to 0,
+gradient clipping at norm 2.0, one epoch of batches of 32, seeded. Only the parameters chosen
+by the trainable rule get gradients. ``cached=True`` runs from the candidate's first changed
+layer on the base model's cached states (``amoc/cache.py``); ``cached=False`` is the
+independent path that runs the whole model from the inputs: same batches, same random draws,
+same result.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from lmcompress.amoc.cache import IGNORE_INDEX, SplitCache, forward_from
+from lmcompress.amoc.cache import SplitCache, forward_from
 from lmcompress.amoc.candidates import EMBEDDINGS, Trainable
+from lmcompress.losses.kd import hard_ce
 from lmcompress.models.surgery import encoder_layers
+from lmcompress.optim import adamw_groups
 from lmcompress.specs import SpecError
 
 
@@ -35,7 +37,7 @@ class TrainSpec:
     eps: float = 1e-8
     """AdamW epsilon."""
     weight_decay: float = 0.01
-    """Decoupled weight decay (never on biases and LayerNorm weights)."""
+    """Decoupled weight decay (never below 2 dimensions: biases, LayerNorm, mix weights)."""
     warmup_ratio: float = 0.0
     """Fraction of the steps spent warming up linearly, then linear decay to 0."""
     epochs: int = 1
@@ -91,13 +93,7 @@ def set_modes(model: Any, start: int, dropout: bool) -> None:
 
 
 def _optimizer(model: Any, spec: TrainSpec, steps: int) -> tuple[Any, Any]:
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:  # the official code's rule: no decay on biases and LayerNorm
-            plain = "bias" in name or "LayerNorm" in name or "layer_norm" in name
-            (no_decay if plain else decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": spec.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}],
+    optimizer = torch.optim.AdamW(adamw_groups(model.parameters(), spec.weight_decay),
                                   lr=spec.lr, eps=spec.eps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(spec.warmup_ratio * steps), steps)
     return optimizer, scheduler
@@ -131,8 +127,7 @@ def train_candidate(model: Any, start: int, train: SplitCache, spec: TrainSpec,
             for i in order:
                 batch = train.batches[i]
                 logits = logits_of(model, start, batch, cached)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                       batch.labels.reshape(-1), ignore_index=IGNORE_INDEX)
+                loss = hard_ce(logits, batch.labels)  # the objective's task loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, spec.clip_norm)
                 optimizer.step()

@@ -22,9 +22,9 @@ from typing import Any
 import datasets
 
 from lmcompress.data.base import Example
+from lmcompress.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
-IGNORE_INDEX = -100
 CACHE_VERSION = 3
 datasets.disable_progress_bars()
 

@@ -16,9 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lmcompress.labels import IGNORE_INDEX
 from lmcompress.losses.registry import TermInputs, register_term
-
-IGNORE_INDEX = -100
 
 
 def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

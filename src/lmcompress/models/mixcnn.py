@@ -72,8 +72,8 @@ class ScalarMix(nn.Module):
     def forward(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(states) != len(self.weights):
             raise ValueError(f"ScalarMix has {len(self.weights)} weights but got {len(states)} "
-                             "hidden states (remove layers with lmcompress.amoc.removal."
-                             "remove_layers, which also drops their mix weights)")
+                             "hidden states (remove layers with lmcompress.models.surgery."
+                             "drop_layers, which also drops their mix weights)")
         weights = self.weights
         if self.layer_dropout > 0 and (self.training or self.dropout_at_eval):
             dropped = torch.rand_like(weights) < self.layer_dropout

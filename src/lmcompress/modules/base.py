@@ -26,6 +26,7 @@ from transformers import get_linear_schedule_with_warmup
 from lmcompress.losses import Objective, TermInputs
 from lmcompress.metrics import TaskMetrics, predictions
 from lmcompress.models.hub import model_stats
+from lmcompress.optim import adamw_groups
 from lmcompress.specs import OptimSpec, TaskSpec, parse
 
 log = logging.getLogger(__name__)
@@ -184,16 +185,10 @@ class TaskModule(pl.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        """AdamW (no decay on biases and LayerNorm weights) with linear warmup then decay to 0."""
+        """AdamW (no decay below 2 dimensions: ``lmcompress.optim``), linear warmup then decay."""
         spec = self.optim_spec
-        decay, no_decay = [], []
-        for param in self.parameters():
-            if param.requires_grad:
-                (no_decay if param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": spec.weight_decay},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=spec.lr, eps=spec.eps, betas=tuple(spec.betas))
+        optimizer = torch.optim.AdamW(adamw_groups(self.parameters(), spec.weight_decay),
+                                      lr=spec.lr, eps=spec.eps, betas=tuple(spec.betas))
         total = self.planned_steps()
         warmup = int(spec.warmup_ratio * total)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)

@@ -1,8 +1,8 @@
 """CKD's Word Relation (WR) and Layer Transforming Relation (LTR) terms, registered as one family.
 
-Park, Kim & Yang, EMNLP 2021, arXiv:2109.08359; formulas in docs/ckd.md. The per-term functions
-(``terms``) are the reference semantics; ``ckd_terms`` (``shared``) computes any subset from one
-token Gram and one layer Gram per model, and is what training calls through the registry::
+Park, Kim & Yang, EMNLP 2021, arXiv:2109.08359; formulas in docs/ckd.md. ``ckd_terms``
+(``shared``) is the one implementation of every term and option: it computes any subset from
+one token Gram and one layer Gram per model, and is what training calls through the registry::
 
     weights: {wr_pair: 1.0, wr_triple: 10.0, ltr_pair: 1.0, ltr_triple: 10.0}
     ckd: {window: 21, mask_window: true, distance: cos, pair_loss: kldiv, triple_loss: l2}
@@ -14,41 +14,17 @@ from typing import Any
 
 import torch
 
-from lmcompress.losses.ckd.relations import (
-    DISTANCES,
-    NORMALIZE,
-    PAIR_LOSSES,
-    TRIPLE_LOSSES,
-    window_index,
-)
-from lmcompress.losses.ckd.shared import ckd_terms
-from lmcompress.losses.ckd.terms import (
-    CKD_LOSSES,
-    ltr_pair_loss,
-    ltr_triple_loss,
-    wr_pair_loss,
-    wr_triple_loss,
-)
+from lmcompress.losses.ckd.relations import CHOICES, check_choices, check_window, window_index
+from lmcompress.losses.ckd.shared import CKD_TERMS, ckd_terms
 from lmcompress.losses.registry import TermInputs, register_family
 
-CKD_TERMS = tuple(CKD_LOSSES)  # wr_pair, wr_triple, ltr_pair, ltr_triple
-
-__all__ = ["CKD_LOSSES", "CKD_TERMS", "ckd_terms", "check_options", "ltr_pair_loss",
-           "ltr_triple_loss", "window_index", "wr_pair_loss", "wr_triple_loss"]
+__all__ = ["CKD_TERMS", "ckd_terms", "check_options", "window_index"]
 
 
 def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
     """Refuse a CKD option value before training, naming ``<where>.<option>``."""
-    choices = {"distance": DISTANCES, "pair_loss": PAIR_LOSSES, "triple_loss": TRIPLE_LOSSES,
-               "normalize": NORMALIZE}
-    for name, allowed in choices.items():
-        if name in options and options[name] not in allowed:
-            raise ValueError(f"{where}.{name}={options[name]!r}: choose from {allowed}")
-    window = options.get("window", 21)
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
-                               or window < 1 or window % 2 == 0):
-        raise ValueError(f"{where}.window={window!r}: must be a positive odd number (the "
-                         "centre word plus the same count on each side) or null (all triples)")
+    check_choices(where, **{name: options[name] for name in CHOICES if name in options})
+    check_window(options.get("window", 21), f"{where}.window")
     for name in ("mask_window", "dist_norm", "centre"):
         if name in options and not isinstance(options[name], bool):
             raise ValueError(f"{where}.{name}={options[name]!r}: must be true or false")

@@ -1,4 +1,4 @@
-"""CKD building blocks: option checks, Gram matrices, relation matrices, reductions.
+"""CKD building blocks: option checks, relation matrices from Gram matrices, reductions.
 
 Park, Kim & Yang, "Distilling Linguistic Context for Language Model Compression", EMNLP 2021,
 arXiv:2109.08359; the formulas and the official code's semantics are in docs/ckd.md.
@@ -17,7 +17,10 @@ PAIR_LOSSES = ("kldiv", "l1", "l2", "smoothl1")
 TRIPLE_LOSSES = ("l2", "l1", "smoothl1")
 DISTANCES = ("cos", "l2", "sqeuclidean")
 NORMALIZE = ("global", "row")
-_EPS = 1e-12
+CHOICES = {"distance": DISTANCES, "pair_loss": PAIR_LOSSES, "triple_loss": TRIPLE_LOSSES,
+           "normalize": NORMALIZE}
+EPS = 1e-12
+"""Norm floor of every cosine and angle (``F.normalize`` semantics), for all CKD terms."""
 # --- shared helpers -----------------------------------------------------------------------------
 _Loss = TypeVar("_Loss", bound=Callable[..., object])
 
@@ -44,8 +47,24 @@ def full_precision(fn: _Loss) -> _Loss:
     return wrapper  # type: ignore[return-value]
 
 
-def check_inputs(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, **opts) -> None:
-    """Shapes ``[B, K, n, d]`` with a ``[B, n]`` mask, and option values among their choices."""
+def check_choices(where: str = "", **options: object) -> None:
+    """Refuse an option value outside its choices, naming ``<where>.<option>`` (or the option)."""
+    for name, value in options.items():
+        if value not in CHOICES[name]:
+            key = f"{where}.{name}" if where else name
+            raise ValueError(f"{key}={value!r}: choose from {CHOICES[name]}")
+
+
+def check_window(window: object, key: str = "window") -> None:
+    """The WR-triple window: a positive odd int (centre word ± the same count) or None (all)."""
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)
+                               or window < 1 or window % 2 == 0):
+        raise ValueError(f"{key}={window!r}: must be a positive odd number (the centre word plus "
+                         "the same count on each side) or null (all triples)")
+
+
+def check_inputs(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> None:
+    """Shapes ``[B, K, n, d]`` (equal in B, K and n) with a ``[B, n]`` mask."""
     if student.dim() != 4 or teacher.dim() != 4:
         raise ValueError(f"student and teacher must be [B, K, n, d]; got {tuple(student.shape)} "
                          f"and {tuple(teacher.shape)}")
@@ -55,19 +74,6 @@ def check_inputs(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tenso
     if mask.shape != (student.shape[0], student.shape[2]):
         raise ValueError(f"attention_mask {tuple(mask.shape)} does not match "
                          f"[B, n] = {(student.shape[0], student.shape[2])}")
-    choices = {"distance": DISTANCES, "pair_loss": PAIR_LOSSES, "triple_loss": TRIPLE_LOSSES,
-               "normalize": NORMALIZE}
-    for key, value in opts.items():
-        if value not in choices[key]:
-            raise ValueError(f"{key}='{value}' is not one of {choices[key]}")
-
-
-def gram(h: torch.Tensor, valid: torch.Tensor, dim: int) -> torch.Tensor:
-    """Gram matrix over axis ``dim`` (tokens: -2) after centring on the valid members' mean."""
-    w = valid.to(h.dtype)
-    mean = (h * w).sum(dim, keepdim=True) / w.sum(dim, keepdim=True).clamp_min(1.0)
-    c = h - mean
-    return c @ c.transpose(-1, -2)
 
 
 def elementwise(diff_s: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -92,17 +98,19 @@ def reduce(values: torch.Tensor, keep: torch.Tensor, normalize: str, denom: torc
     return row_mean[rows].sum() / rows.sum().clamp_min(1)
 
 
-def relation_matrix(h: torch.Tensor, valid: torch.Tensor, distance: str, dist_norm: bool,
-                     pair_valid: torch.Tensor) -> torch.Tensor:
-    """Pairwise relation over the second-to-last axis: cosine or (normalised) distances."""
+def relation(centred: torch.Tensor, plain: torch.Tensor, distance: str, dist_norm: bool,
+             pair_valid: torch.Tensor) -> torch.Tensor:
+    """Pairwise relation from Gram matrices: cosines (plain Gram) or distances (centred Gram).
+
+    Distances are translation invariant, so they read the centred Gram, where float32 keeps its
+    digits: ``|h_i - h_j|² = G_ii + G_jj - 2 G_ij``.
+    """
     if distance == "cos":
-        hn = F.normalize(h, dim=-1, eps=_EPS)
-        return hn @ hn.transpose(-1, -2)
-    g = gram(h, valid, dim=-2)
-    sq = g.diagonal(dim1=-2, dim2=-1)
-    d2 = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * g).clamp_min(0)
+        return cosines(plain)
+    sq = centred.diagonal(dim1=-2, dim2=-1)
+    d2 = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * centred).clamp_min(0)
     eye = torch.eye(d2.shape[-1], dtype=torch.bool, device=d2.device)
-    d = d2 if distance == "sqeuclidean" else torch.where(eye, 0, d2.clamp_min(_EPS**2).sqrt())
+    d = d2 if distance == "sqeuclidean" else torch.where(eye, 0, d2.clamp_min(EPS**2).sqrt())
     if dist_norm:  # RKD: divide by the mean positive distance of each matrix (guard 0 -> 1)
         pos = pair_valid & (d > 0)
         mean = (d * pos).sum((-1, -2), keepdim=True) / pos.sum((-1, -2), keepdim=True).clamp_min(1)
@@ -130,31 +138,12 @@ def window_index(n: int, window: int, device: torch.device) -> tuple[torch.Tenso
     return raw.clamp(0, n - 1), (raw >= 0) & (raw < n)
 
 
-def window_angles_gathered(g: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Angles ``A[..., i, w, w']`` with vertex i from a Gram matrix g [..., n, n], idx [n, W]."""
-    n, width = idx.shape
-    g_ii = g.diagonal(dim1=-2, dim2=-1)  # [..., n]
-    flat = idx.reshape(-1)
-    g_ia = torch.gather(g, -1, idx.expand(*g.shape[:-2], n, width))  # [..., n, W]
-    g_aa = g_ii[..., flat].reshape(*g.shape[:-2], n, width)
-    rows = g[..., flat, :]  # [..., n·W, n]
-    g_ab = torch.gather(rows.reshape(*g.shape[:-2], n, width, n), -1,
-                        idx[:, None, :].expand(*g.shape[:-2], n, width, width))
-    dot = (g_ii[..., None, None] - g_ia[..., :, None]) - g_ia[..., None, :] + g_ab
-    sq = (g_ii[..., None] - 2 * g_ia + g_aa).clamp_min(_EPS**2)
-    self_ = (idx == torch.arange(n, device=idx.device)[:, None])  # [n, W]: the vertex itself
-    norm = torch.where(self_, 1.0, sq.sqrt())
-    angle = dot / (norm[..., :, None] * norm[..., None, :])
-    degenerate = self_[:, :, None] | self_[:, None, :]
-    return angle.masked_fill(degenerate, 0.0)
-
-
 def layer_angles(g: torch.Tensor) -> torch.Tensor:
     """``A[..., l, m, o]`` = cos of the angle at vertex layer l, from a layer Gram [..., K, K]."""
     k = g.shape[-1]
     g_ll = g.diagonal(dim1=-2, dim2=-1)
     dot = (g_ll[..., :, None, None] - g[..., :, :, None]) - g[..., :, None, :] + g[..., None, :, :]
-    sq = (g_ll[..., :, None] - 2 * g + g_ll[..., None, :]).clamp_min(_EPS**2)
+    sq = (g_ll[..., :, None] - 2 * g + g_ll[..., None, :]).clamp_min(EPS**2)
     eye = torch.eye(k, dtype=torch.bool, device=g.device)
     norm = torch.where(eye, 1.0, sq.sqrt())
     angle = dot / (norm[..., :, :, None] * norm[..., :, None, :])
@@ -163,6 +152,6 @@ def layer_angles(g: torch.Tensor) -> torch.Tensor:
 
 def cosines(g: torch.Tensor) -> torch.Tensor:
     """Cosine matrix from a Gram matrix (``F.normalize`` semantics: norms clamped at eps)."""
-    norm = g.diagonal(dim1=-2, dim2=-1).clamp_min(_EPS**2).sqrt()
+    norm = g.diagonal(dim1=-2, dim2=-1).clamp_min(EPS**2).sqrt()
     return g / (norm[..., :, None] * norm[..., None, :])
 

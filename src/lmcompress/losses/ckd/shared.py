@@ -1,31 +1,31 @@
-"""All requested CKD terms from shared Gram matrices per model (what training calls).
+"""All requested CKD terms from shared Gram matrices per model: the one code path of every term.
 
 docs/ckd.md §10: every angle needs only ``G_ii - G_ia - G_ib + G_ab`` and every cosine
 ``G_ij / sqrt(G_ii G_jj)``, so one token Gram per layer serves both WR terms and one layer Gram
-per token both LTR terms. Angles are translation invariant and use the Gram of *centred*
-states, where float32 keeps its digits; cosines use the plain Gram, rebuilt from the centred
-one without a second matmul (:func:`grams`). The values equal the per-term functions of
-``lmcompress.losses.ckd.terms``.
+per token both LTR terms, whatever the options. Angles and distances are translation invariant
+and use the Gram of *centred* states, where float32 keeps its digits; cosines use the plain
+Gram, rebuilt from the centred one without a second matmul (:func:`grams`). The tests check
+every option against float64 references (``tests/losses/``).
 """
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from lmcompress.losses.ckd.relations import (
+    check_choices,
     check_inputs,
-    cosines,
+    check_window,
     elementwise,
     full_precision,
     layer_angles,
     pair_term,
     reduce,
-    window_index,
+    relation,
 )
-from lmcompress.losses.ckd.terms import CKD_LOSSES
-from lmcompress.losses.ckd.window import WindowTripleL2, window_angles, window_members
+from lmcompress.losses.ckd.window import wr_triple
+
+CKD_TERMS = ("wr_pair", "wr_triple", "ltr_pair", "ltr_triple")
 
 
 def grams(h: torch.Tensor, valid: torch.Tensor, centre: bool = True
@@ -57,40 +57,44 @@ def ckd_terms(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torc
               chunk_size: int = 8, centre: bool = True) -> dict[str, torch.Tensor]:
     """The requested CKD terms (``wr_pair``, ``wr_triple``, ``ltr_pair``, ``ltr_triple``).
 
-    With the official relation options (cosine + KL pairs, squared-error angles, global
-    normaliser, a window; ``mask_window`` either way) one token Gram per layer and one layer
-    Gram per token serve all four terms. Any other option calls the individual functions.
-    ``centre=False`` skips the centring (docs/ckd.md §10): two passes over the states fewer,
-    and float32 angles that lose digits when the states share a large offset.
+    ``student [B, K, n, d_s]`` and ``teacher [B, K, n, d_t]`` are the stacked matched hidden
+    states, ``attention_mask [B, n]``; options as in docs/ckd.md §7. One token Gram per layer
+    and one layer Gram per token (per model) serve all four terms. ``centre=False`` skips the
+    centring (§10): two passes over the states fewer, and float32 angles that lose digits when
+    the states share a large offset.
     """
-    unknown = sorted(set(names) - set(CKD_LOSSES))
+    unknown = sorted(set(names) - set(CKD_TERMS))
     if unknown:
-        raise ValueError(f"unknown CKD term(s) {unknown}; known: {list(CKD_LOSSES)}")
-    opts = {"window": window, "mask_window": mask_window, "distance": distance,
-            "dist_norm": dist_norm, "pair_loss": pair_loss, "triple_loss": triple_loss,
-            "normalize": normalize, "chunk_size": chunk_size}
-    shared = (distance, dist_norm, pair_loss, triple_loss, normalize) == (
-        "cos", False, "kldiv", "l2", "global") and window is not None
-    if not shared:
-        return {name: CKD_LOSSES[name](student, teacher, attention_mask, **{
-            k: v for k, v in opts.items() if k in inspect.signature(CKD_LOSSES[name]).parameters})
-            for name in names}
+        raise ValueError(f"unknown CKD term(s) {unknown}; known: {list(CKD_TERMS)}")
     check_inputs(student, teacher, attention_mask)
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"window must be a positive odd number or None, got {window}")
+    check_choices(distance=distance, pair_loss=pair_loss, triple_loss=triple_loss,
+                  normalize=normalize)
+    check_window(window)
+    pair = {"distance": distance, "dist_norm": dist_norm, "kind": pair_loss,
+            "normalize": normalize}
     out: dict[str, torch.Tensor] = {}
     if {"wr_pair", "wr_triple"} & set(names):
-        out.update(_word_relation(student, teacher, attention_mask, names, window, mask_window,
-                                  centre))
+        triple = {"window": window, "mask_window": mask_window, "kind": triple_loss,
+                  "normalize": normalize, "chunk_size": chunk_size}
+        out.update(_word_relation(student, teacher, attention_mask, names, centre, pair, triple))
     if {"ltr_pair", "ltr_triple"} & set(names):
-        out.update(_layer_relation(student, teacher, attention_mask, names, centre))
+        out.update(_layer_relation(student, teacher, attention_mask, names, centre, pair,
+                                   triple_loss))
     return {name: out[name] for name in names}
 
 
+def _pair(s: tuple[torch.Tensor, torch.Tensor], t: tuple[torch.Tensor, torch.Tensor],
+          valid: torch.Tensor, denom: torch.Tensor, distance: str, dist_norm: bool, kind: str,
+          normalize: str) -> torch.Tensor:
+    """A pair term from the (centred, plain) Grams of student ``s`` and teacher ``t``."""
+    rel_s, rel_t = (relation(*g, distance, dist_norm, valid) for g in (s, t))
+    return pair_term(rel_s, rel_t, valid, kind, normalize, denom)
+
+
 def _word_relation(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor,
-                   names: list[str] | tuple[str, ...], window: int, mask_window: bool,
-                   centre: bool = True) -> dict[str, torch.Tensor]:
-    """WR pair (docs/ckd.md §3) and windowed WR triple (§4) from token Grams [B, K, n, n]."""
+                   names: list[str] | tuple[str, ...], centre: bool, pair: dict,
+                   triple: dict) -> dict[str, torch.Tensor]:
+    """WR pair (docs/ckd.md §3) and WR triple (§4) from token Grams [B, K, n, n]."""
     _, k, n, _ = student.shape
     mask = attention_mask.bool()
     tokens = mask[:, None, :, None].expand(-1, k, -1, -1)  # [B, K, n, 1]
@@ -103,28 +107,17 @@ def _word_relation(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
         eye = torch.eye(n, dtype=torch.bool, device=m.device)
         valid = (m.unsqueeze(-1) & m.unsqueeze(-2) & ~eye).expand(-1, k, -1, -1)
         lengths = attention_mask.sum(-1).to(student.dtype)
-        out["wr_pair"] = pair_term(cosines(g_s), cosines(g_t), valid, "kldiv", "global",
-                                   k * (lengths**2).sum())
+        out["wr_pair"] = _pair((gc_s, g_s), (gc_t, g_t), valid, k * (lengths**2).sum(), **pair)
     del g_s, g_t
     if "wr_triple" in names:
-        idx, inside = window_index(n, window, student.device)
-        keep = mask[:, None, :].expand(-1, k, -1).flatten(0, 1)  # [B·K, n] centres
-        if mask_window:  # members: real tokens inside the sentence, not the vertex
-            keep = window_members(keep, idx, inside)  # [B·K, n, W]
-            denom = keep.sum(-1).to(student.dtype).square().sum()
-        else:
-            denom = (k * attention_mask.sum() * window**2).to(student.dtype)
-        with torch.no_grad():
-            a_t = window_angles(gc_t.flatten(0, 1), idx, keep)
-        out["wr_triple"] = WindowTripleL2.apply(gc_s.flatten(0, 1), a_t, idx, keep,
-                                                denom.clamp_min(1))
-        del a_t  # saved inside the autograd node as needed; drop this frame's reference
+        valid = mask[:, None, :].expand(-1, k, -1).flatten(0, 1)  # [B·K, n]
+        out["wr_triple"] = wr_triple(gc_s.flatten(0, 1), gc_t.flatten(0, 1), valid, **triple)
     return out
 
 
 def _layer_relation(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor,
-                    names: list[str] | tuple[str, ...], centre: bool = True
-                    ) -> dict[str, torch.Tensor]:
+                    names: list[str] | tuple[str, ...], centre: bool, pair: dict,
+                    triple_loss: str) -> dict[str, torch.Tensor]:
     """LTR pair (docs/ckd.md §5) and triple (§6) from layer Grams [B, n, K, K]."""
     k = student.shape[1]
     mask = attention_mask.bool()
@@ -136,14 +129,13 @@ def _layer_relation(student: torch.Tensor, teacher: torch.Tensor, attention_mask
     if "ltr_pair" in names:
         eye = torch.eye(k, dtype=torch.bool, device=student.device)
         valid = (mask[:, :, None, None] & ~eye).expand(-1, -1, k, k)
-        out["ltr_pair"] = pair_term(cosines(l_s), cosines(l_t), valid, "kldiv", "global",
-                                    k * k * tokens)
+        out["ltr_pair"] = _pair((lc_s, l_s), (lc_t, l_t), valid, k * k * tokens, **pair)
     if "ltr_triple" in names:
         with torch.no_grad():
             a_t = layer_angles(lc_t)
-        values = elementwise(layer_angles(lc_s), a_t, "l2")
+        values = elementwise(layer_angles(lc_s), a_t, triple_loss)
         keep = mask[:, :, None, None, None].expand_as(values)
-        out["ltr_triple"] = reduce(values, keep, "global", k**3 * tokens, row_dims=3)
+        out["ltr_triple"] = reduce(values, keep, pair["normalize"], k**3 * tokens, row_dims=3)
     return out
 
 

@@ -20,10 +20,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 
+from lmcompress.losses.kd import task_term
+from lmcompress.losses.registry import TermInputs
 from lmcompress.models.dynabert.dynamic import bert_layers, current_subnet
 from lmcompress.specs import TASK_KINDS
 
@@ -107,15 +108,11 @@ def _neuron_scores(ffn: list[tuple[torch.Tensor, ...]], grads: tuple[torch.Tenso
 
 def _task_loss(model: PreTrainedModel, batch: Mapping[str, torch.Tensor], kind: str
                ) -> torch.Tensor:
-    """The gold-label loss (mean over examples, or over non-ignored tokens)."""
+    """The gold-label loss: the objective's ``task`` term, the one training minimises."""
     device = model.device
     inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if batch.get(k) is not None}
-    logits = model(**inputs).logits
-    labels = batch["labels"].to(device)
-    if kind == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-    # [B, C] for sequences, [B, n, C] for tokens; -100 labels are ignored either way
-    return F.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=-100)
+    labelled = {**inputs, "labels": batch["labels"].to(device)}
+    return task_term(TermInputs(model(**inputs), None, labelled, kind))
 
 
 @contextmanager

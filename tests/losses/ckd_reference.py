@@ -1,54 +1,70 @@
-"""CKD: Word Relation (WR) and Layer Transforming Relation (LTR) losses from Gram matrices.
+"""Plain per-term CKD implementations, the float64 references of ``ckd_terms`` in the tests.
 
-Park, Kim & Yang, "Distilling Linguistic Context for Language Model Compression", EMNLP 2021,
-arXiv:2109.08359. Default semantics are the official code's (GeondoPark/CKD @ 28b124b), written
-out in docs/ckd.md §3-§6: cosine relations, a row softmax over the *other valid* tokens (or
-layers) compared with KL, squared error on angles and the official sum/count normalisers; one
-exception: the WR-triple window is masked by default (``mask_window=False`` is the official one,
-clamped at the *padded* length). Every relation is a scalar computed inside one
-model's own space, so the student's hidden size may differ from the teacher's (no projection).
-
-Inputs are stacked matched-layer hidden states ``student [B, K, n, d_s]`` and
-``teacher [B, K, n, d_t]`` (index 0 along K = embedding output; docs/ckd.md §2) and
-``attention_mask [B, n]``. Each function returns a scalar.
-
-Speed: angles need only inner products of difference vectors, and
-``<h_i - h_a, h_i - h_b> = G_ii - G_ia - G_ib + G_ab`` with ``G = H H^T`` per (sentence, layer).
-Working on Gram matrices removes the hidden-size factor from everything after one matmul; the
-states are centred first (differences are translation invariant) to limit float32 cancellation.
-All-triples WR runs in vertex chunks under activation checkpointing, so memory stays bounded.
-
-YAML (``conf/loss/ckd.yaml``)::
-
-    weights: {task: 1.0, wr_pair: 1.0, wr_triple: 10.0, ltr_pair: 1.0, ltr_triple: 10.0}
-    ckd: {window: 21, mask_window: true, distance: cos, dist_norm: false,
-          pair_loss: kldiv, triple_loss: l2, normalize: global}
+Each term is computed on its own from the hidden states (cosines from normalised states, angles
+from gathered Gram entries, all triples in plain vertex chunks), with every option of
+docs/ckd.md §7. Training never calls these: ``lmcompress.losses.ckd.ckd_terms`` is the one code
+path; the tests compare it with these functions and with explicit loops.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.checkpoint import checkpoint
+import torch.nn.functional as F
 
 from lmcompress.losses.ckd.relations import (
-    check_inputs,
+    EPS,
     elementwise,
-    full_precision,
-    gram,
     layer_angles,
     pair_term,
     reduce,
-    relation_matrix,
-    window_angles_gathered,
     window_index,
 )
-from lmcompress.losses.ckd.window import WindowTripleL2, window_angles
 
-_EPS = 1e-12
+
+def gram(h: torch.Tensor, valid: torch.Tensor, dim: int) -> torch.Tensor:
+    """Gram matrix over axis ``dim`` (tokens: -2) after centring on the valid members' mean."""
+    w = valid.to(h.dtype)
+    mean = (h * w).sum(dim, keepdim=True) / w.sum(dim, keepdim=True).clamp_min(1.0)
+    c = h - mean
+    return c @ c.transpose(-1, -2)
+
+
+def relation_matrix(h: torch.Tensor, valid: torch.Tensor, distance: str, dist_norm: bool,
+                    pair_valid: torch.Tensor) -> torch.Tensor:
+    """Pairwise relation over the second-to-last axis: cosine or (normalised) distances."""
+    if distance == "cos":
+        hn = F.normalize(h, dim=-1, eps=EPS)
+        return hn @ hn.transpose(-1, -2)
+    d = torch.cdist(h, h)  # Euclidean; a zero diagonal
+    if distance == "sqeuclidean":
+        d = d.square()
+    if dist_norm:
+        pos = pair_valid & (d > 0)
+        mean = (d * pos).sum((-1, -2), keepdim=True) / pos.sum((-1, -2), keepdim=True).clamp_min(1)
+        d = d / torch.where(mean > 0, mean, torch.ones_like(mean))
+    return d
+
+
+def window_angles_gathered(g: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Angles ``A[..., i, w, w']`` with vertex i from a Gram matrix g [..., n, n], idx [n, W]."""
+    n, width = idx.shape
+    g_ii = g.diagonal(dim1=-2, dim2=-1)  # [..., n]
+    flat = idx.reshape(-1)
+    g_ia = torch.gather(g, -1, idx.expand(*g.shape[:-2], n, width))  # [..., n, W]
+    g_aa = g_ii[..., flat].reshape(*g.shape[:-2], n, width)
+    rows = g[..., flat, :]  # [..., n·W, n]
+    g_ab = torch.gather(rows.reshape(*g.shape[:-2], n, width, n), -1,
+                        idx[:, None, :].expand(*g.shape[:-2], n, width, width))
+    dot = (g_ii[..., None, None] - g_ia[..., :, None]) - g_ia[..., None, :] + g_ab
+    sq = (g_ii[..., None] - 2 * g_ia + g_aa).clamp_min(EPS**2)
+    self_ = (idx == torch.arange(n, device=idx.device)[:, None])  # [n, W]: the vertex itself
+    norm = torch.where(self_, 1.0, sq.sqrt())
+    angle = dot / (norm[..., :, None] * norm[..., None, :])
+    degenerate = self_[:, :, None] | self_[:, None, :]
+    return angle.masked_fill(degenerate, 0.0)
 
 
 # --- Word Relation ------------------------------------------------------------------------------
-@full_precision
 def wr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, *,
                  distance: str = "cos", dist_norm: bool = False, pair_loss: str = "kldiv",
                  normalize: str = "global") -> torch.Tensor:
@@ -60,8 +76,6 @@ def wr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: t
     (divide by the mean distance) and ``pair_loss="smoothl1"`` is the RKD-style variant.
     ``normalize="row"`` averages each row's loss over its valid entries, then over rows.
     """
-    check_inputs(student, teacher, attention_mask, distance=distance, pair_loss=pair_loss,
-           normalize=normalize)
     m = attention_mask.bool()[:, None, :]  # [B, 1, n]
     n = m.shape[-1]
     eye = torch.eye(n, dtype=torch.bool, device=m.device)
@@ -75,7 +89,6 @@ def wr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: t
     return pair_term(rel_s, rel_t.to(rel_s.dtype), valid, pair_loss, normalize, denom)
 
 
-@full_precision
 def wr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, *,
                    window: int | None = 21, mask_window: bool = True,
                    triple_loss: str = "l2", normalize: str = "global",
@@ -88,11 +101,8 @@ def wr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
     ``Σ_{b,k,i valid} Σ_{w,w'} (A^S - A^T)² / (K · Σ_b n_b · W²)`` with positions clamped to the
     padded length, padding and duplicates inside the window not masked.
     ``window=None``: all triples of valid tokens, ``/ (K · Σ_b n_b³)``, in vertex chunks of
-    ``chunk_size`` under activation checkpointing (memory O(K·n²) plus one chunk).
+    ``chunk_size``.
     """
-    check_inputs(student, teacher, attention_mask, triple_loss=triple_loss, normalize=normalize)
-    if window is not None and (window < 1 or window % 2 == 0):
-        raise ValueError(f"window must be a positive odd number or None, got {window}")
     m = attention_mask.bool()[:, None, :].expand(-1, student.shape[1], -1)  # [B, K, n]
     with torch.no_grad():
         g_t = gram(teacher, m.unsqueeze(-1), dim=-2)
@@ -101,13 +111,6 @@ def wr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask:
         return _all_triples(g_s, g_t.to(g_s.dtype), m, triple_loss, normalize, chunk_size)
     n = student.shape[2]
     idx, inside = window_index(n, window, student.device)
-    if triple_loss == "l2" and normalize == "global" and not mask_window:
-        # the official setting: fused value + hand-written backward (see _window_triple.py)
-        flat_s, centre = g_s.flatten(0, 1), m.flatten(0, 1)
-        with torch.no_grad():
-            a_t = window_angles(g_t.flatten(0, 1), idx, centre).to(g_s.dtype)
-        denom = (student.shape[1] * attention_mask.sum() * window**2).to(g_s.dtype)
-        return WindowTripleL2.apply(flat_s, a_t, idx, centre, denom.clamp_min(1))
     with torch.no_grad():
         a_t = window_angles_gathered(g_t, idx).to(g_s.dtype)
     a_s = window_angles_gathered(g_s, idx)
@@ -133,7 +136,7 @@ def _triple_chunk(g_s: torch.Tensor, g_t: torch.Tensor, valid: torch.Tensor, sta
         g_iv = g[..., start:stop, :]  # [B, K, c, n]
         dot = (g_ii[..., start:stop, None, None] - g_iv[..., :, :, None]) - g_iv[..., :, None, :]
         dot = dot + g[..., None, :, :]
-        sq = (g_ii[..., start:stop, None] - 2 * g_iv + g_ii[..., None, :]).clamp_min(_EPS**2)
+        sq = (g_ii[..., start:stop, None] - 2 * g_iv + g_ii[..., None, :]).clamp_min(EPS**2)
         self_ = torch.arange(start, stop, device=g.device)[:, None] == torch.arange(n,
                                                                                     device=g.device)
         norm = torch.where(self_, 1.0, sq.sqrt())
@@ -157,8 +160,7 @@ def _all_triples(g_s: torch.Tensor, g_t: torch.Tensor, m: torch.Tensor, kind: st
         stop = min(n, start + chunk)
         if not m[..., start:stop].any():
             continue
-        total = total + checkpoint(_triple_chunk, g_s, g_t, m, start, stop, kind, row,
-                                   use_reentrant=False)
+        total = total + _triple_chunk(g_s, g_t, m, start, stop, kind, row)
     lengths = m[:, 0].sum(-1).to(g_s.dtype)
     if row:
         return total / m.sum().clamp_min(1)
@@ -166,7 +168,6 @@ def _all_triples(g_s: torch.Tensor, g_t: torch.Tensor, m: torch.Tensor, kind: st
 
 
 # --- Layer Transforming Relation ----------------------------------------------------------------
-@full_precision
 def ltr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, *,
                   distance: str = "cos", dist_norm: bool = False, pair_loss: str = "kldiv",
                   normalize: str = "global") -> torch.Tensor:
@@ -175,8 +176,6 @@ def ltr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: 
     Official: ``Σ_{b, i valid} Σ_l KL(P_l || Q_l) / (K² · Σ_b n_b)``, with ``P_l`` the teacher's
     softmax of ``cos(v_l, v_m)`` over the other layers m of the same token.
     """
-    check_inputs(student, teacher, attention_mask, distance=distance, pair_loss=pair_loss,
-           normalize=normalize)
     k = student.shape[1]
     # [B, n, K, d], made contiguous once: strided normalise / matmul cost more than the copy
     s, t = student.transpose(1, 2).contiguous(), teacher.transpose(1, 2).contiguous()
@@ -191,7 +190,6 @@ def ltr_pair_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: 
     return pair_term(rel_s, rel_t.to(rel_s.dtype), valid, pair_loss, normalize, denom)
 
 
-@full_precision
 def ltr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor,
                     *, triple_loss: str = "l2", normalize: str = "global") -> torch.Tensor:
     """LTR triple-wise (angle) term over all K³ layer triples of each token (docs/ckd.md §6).
@@ -199,7 +197,6 @@ def ltr_triple_loss(student: torch.Tensor, teacher: torch.Tensor, attention_mask
     Official: ``Σ_{b, i valid} Σ_{l,m,o} (A^S - A^T)² / (K³ · Σ_b n_b)``, degenerate triples
     (m = l or o = l) included as zeros.
     """
-    check_inputs(student, teacher, attention_mask, triple_loss=triple_loss, normalize=normalize)
     k = student.shape[1]
     all_layers = torch.ones(1, 1, k, 1, dtype=torch.bool, device=student.device)
     with torch.no_grad():
