@@ -20,6 +20,7 @@ from lmcompress.specs import (
     OptimSpec,
     SpecError,
     StudentSpec,
+    TaskSpec,
     TeacherSpec,
 )
 from lmcompress.utils.instantiate import instantiate_plain
@@ -49,6 +50,7 @@ CASES = [
     ("amoc", [], SearchSpec, "trainable", "callbacks.amoc.trainable", "all"),
     ("amoc", [], TrainSpec, "epochs", "callbacks.amoc.train.epochs", 2),
     ("amoc", [], RegressionSpec, "p_remove", "callbacks.amoc.regression.p_remove", 0.2),
+    ("teacher", [], TaskSpec, "report_splits", "task.report_splits", ["validation"]),
     ("amoc", [], ModelSpec, "pretrained", "model.pretrained", False),  # (teacher: model=tiny)
     ("distill", [], TeacherSpec, "checkpoint", "teacher.checkpoint", "x.ckpt"),
     ("distill", [], StudentSpec, "strategy", "student.strategy", "first"),

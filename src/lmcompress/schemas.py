@@ -25,13 +25,21 @@ from hydra.core.config_store import ConfigStore
 
 from lmcompress.amoc.regression import RegressionSpec
 from lmcompress.amoc.search import SearchSpec
-from lmcompress.specs import DynaBertSpec, ModelSpec, OptimSpec, StudentSpec, TeacherSpec
+from lmcompress.specs import (
+    DynaBertSpec,
+    ModelSpec,
+    OptimSpec,
+    StudentSpec,
+    TaskSpec,
+    TeacherSpec,
+)
 
 SCHEMAS: dict[str, type] = {
     "optim": OptimSpec,              # module.optim of every stage
     "dynabert": DynaBertSpec,        # module of stage dynabert
     "amoc_search": SearchSpec,       # callbacks.amoc (with its train node, TrainSpec)
     "amoc_regression": RegressionSpec,  # callbacks.amoc.regression
+    "task": TaskSpec,                # conf/task/* (name, kind, num_labels, metrics: required)
     "model": ModelSpec,              # conf/model/*
     "teacher": TeacherSpec,          # conf/teacher/*
     "student": StudentSpec,          # conf/student/*
