@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 import lmcompress  # noqa: F401  (registers the sliced-BERT classes with the Auto API)
+from lmcompress.losses import Objective
 from lmcompress.run import run_stage
 from lmcompress.utils.instantiate import instantiate_plain
 
@@ -65,3 +66,17 @@ def test_the_full_sub_network_of_a_fresh_module_is_the_teacher(make_cfg):
              "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     with module.subnet("w1.00_d1.00"), torch.no_grad():
         torch.testing.assert_close(module(batch).logits, module.teacher(**batch).logits)
+
+
+@pytest.mark.parametrize(("overrides", "weights"), [
+    ([], {"kd": 1.0, "hidden_mse": 0.1}),                        # dynabert_w
+    (["phase=width_depth"], {"kd": 1.0, "hidden_mse": 1.0}),     # dynabert_wd, not width's λ
+    (["phase=width_depth", "loss=kd"], {"task": 0.1, "kd": 0.9}),  # an explicit loss wins
+    (["experiment=dynabert_sst2_cpu_wd", "loss=dynabert_ckd"],
+     {"task": 1.0, "kd": 1.0, "wr_pair": 1.0, "wr_triple": 10.0, "ltr_pair": 1.0,
+      "ltr_triple": 10.0}),
+])
+def test_each_phase_selects_its_own_objective_unless_a_loss_is_given(make_cfg, overrides,
+                                                                      weights):
+    cfg = make_cfg("dynabert", *TINY_DYNA, *overrides)
+    assert Objective.from_config(cfg.loss).weights == weights

@@ -23,6 +23,7 @@ from lmcompress.callbacks.divergence import build_divergence
 from lmcompress.callbacks.exact_resume import ExactResume
 from lmcompress.callbacks.progress import PlainProgress
 from lmcompress.models.hub import model_stats
+from lmcompress.modules.protocol import Stage, check_stage
 from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
@@ -73,7 +74,7 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate_plain(cfg.data, source=instantiate_plain(cfg.task.source))
     sizes = datamodule.validate(task)  # bad data fails here, before any model is built
     log.info("data: %s", sizes)
-    module = instantiate_plain(cfg.module)
+    module: Stage = check_stage(instantiate_plain(cfg.module), cfg.module._target_)
     check_max_length(module, datamodule.max_length)
     module.run_identity = run_identity(cfg)
     trainer = build_trainer(cfg)
@@ -98,14 +99,14 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
         "model": stats(module.export_models().get("", module.model), cfg),
         "world_size": trainer.world_size, "export_dir": exports.get(""),
         "wall_time_s": round(time.time() - start, 1), "overrides": _overrides(),
-        **(module.provenance() if hasattr(module, "provenance") else {}),
+        **module.provenance(),
     }
     if "" not in module.subnets():
         result["submodels"] = submodel_entries(module, scores, exports,
                                                lambda model: stats(model, cfg))
     if publish_to is not None:
         result["published"] = artifacts.publish(
-            exports[getattr(module, "published_submodel", "")], publish_to)
+            exports[module.published_submodel], publish_to)
     write_json_atomic(out / "metrics.json", result)
     log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
     log.info("run folder: %s", out)

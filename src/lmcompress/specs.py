@@ -218,3 +218,52 @@ class OptimSpec:
             raise SpecError(f"{key}.warmup_ratio={self.warmup_ratio}: must be in [0, 1)")
         if self.weight_decay < 0:
             raise SpecError(f"{key}.weight_decay={self.weight_decay}: must be >= 0")
+
+
+WIDTHS = (1.0, 0.75, 0.5, 0.25)
+"""DynaBERT's official width multipliers, widest first (the order of a training step)."""
+DEPTHS = (1.0, 0.75, 0.5)
+"""DynaBERT's official depth multipliers, deepest first."""
+
+
+IMPORTANCE_MODES = ("clean", "official")
+"""How DynaBERT's importance accumulates gradients (docs/dynabert.md)."""
+
+
+@dataclass
+class ImportanceSpec:
+    """Where DynaBERT's head and neuron importance is computed, before the first step."""
+
+    split: str = "train"
+    """A slice of this split (the official code uses dev, which also selects checkpoints)."""
+    examples: int = 512
+    """How many of its examples."""
+    mode: str = "clean"
+    """clean: per-batch |grad|; official: the un-zeroed cumulative gradient."""
+
+    def check(self, key: str) -> None:
+        if isinstance(self.examples, bool) or self.examples < 1:
+            raise SpecError(f"{key}.examples={self.examples!r}: must be an integer >= 1")
+        if self.mode not in IMPORTANCE_MODES:
+            raise SpecError(f"{key}.mode={self.mode!r}: choose from {IMPORTANCE_MODES}")
+
+
+@dataclass
+class DynaBertSpec:
+    """The grid and schedule keys of ``module`` in stage dynabert (``DynaBertModule``)."""
+
+    phase: str
+    """width | width_depth: required, set by the ``phase`` group (conf/phase/)."""
+    widths: list[float] = field(default_factory=lambda: list(WIDTHS))
+    """Width multipliers in (0, 1]."""
+    depths: list[float] = field(default_factory=lambda: list(DEPTHS))
+    """Depth multipliers in (0, 1]; the ``width`` phase trains the depth-1.0 row only."""
+    importance: ImportanceSpec = field(default_factory=ImportanceSpec)
+    """``ImportanceSpec`` keys."""
+    rewire: bool = True
+    """Reorder heads and neurons by importance before training (``width`` phase)."""
+    clip_grad_norm: float | None = 1.0
+    """Gradient-norm clipping of the accumulated step (manual optimization:
+    ``trainer.gradient_clip_val`` must stay null)."""
+    aggregate: str = "mean"
+    """How the sub-networks' dev metrics combine into ``val/<metric>`` (selects checkpoints)."""

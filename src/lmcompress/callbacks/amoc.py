@@ -1,14 +1,14 @@
 """AMoC at the end of a source-domain fine-tuning run: search layer-removal candidates per target.
 
 Rotman, Feder & Reichart, TACL 2021, arXiv:2101.07086 (docs/amoc.md). Attached by
-``conf/callbacks/amoc.yaml`` (the stage ``conf/amoc.yaml``)::
+``conf/callbacks/amoc.yaml`` (the stage ``conf/amoc.yaml``), which starts from the defaults of
+``SearchSpec`` and ``RegressionSpec`` (``schema/amoc_*``, lmcompress/schemas.py)::
 
     amoc:
       _target_: lmcompress.callbacks.amoc.AMoCCallback
       output_dir: ${paths.output_dir}
       targets: null           # every declared target stream but the source's own domain
-      budgets: [1, 2, 3]
-      trainable: official
+      seed: ${seed}           # budgets [1, 2, 3], trainable official, ...: SearchSpec's
 
 At ``on_fit_end`` the best checkpoint's weights (else the current ones) are loaded into a copy
 of the model, and ``amoc.search.Search`` runs the candidates against the target domains declared

@@ -7,7 +7,9 @@ A stage module (``FinetuneModule``, ``DistillModule``, ``DynaBertModule``) build
 ``self.objective`` in ``__init__``, top to bottom. Sub-models: ``subnets()`` names what is
 evaluated (``[""]`` = the model itself) and ``export_models()`` what is saved; a stage with
 several sub-networks logs ``val/<metric>/<name>`` for each and ``val/<metric>`` as their
-aggregate, which selects checkpoints.
+aggregate, which selects checkpoints. These and the other parts ``run.py`` asks for
+(``provenance()``, ``published_submodel``) are the ``Stage`` protocol (modules/protocol.py); each
+has its default here.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class TaskModule(pl.LightningModule):
 
     frozen_prefixes: tuple[str, ...] = ()
     """State-dict prefixes never saved in checkpoints (frozen models rebuilt from their spec)."""
+    published_submodel: str = ""
+    """The ``export_models()`` entry ``publish_as`` copies (``""``: the model itself)."""
 
     def __init__(self, task: dict[str, Any], optim: dict[str, Any], aggregate: str = "mean"):
         super().__init__()
@@ -78,6 +82,10 @@ class TaskModule(pl.LightningModule):
     def export_models(self) -> dict[str, torch.nn.Module]:
         """``{name: model}`` saved with ``save_pretrained`` at the end (``""`` -> ``export/``)."""
         return {"": self.model}
+
+    def provenance(self) -> dict[str, Any]:
+        """Entries merged into ``metrics.json`` about the run's inputs (none by default)."""
+        return {}
 
     # -- forward and training -------------------------------------------------------------------
     @staticmethod

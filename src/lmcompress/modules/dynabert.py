@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import itertools
 import logging
 from collections.abc import Iterator
@@ -41,29 +42,13 @@ from lmcompress.models.dynabert import (
     subnet,
     subnet_shape,
 )
-from lmcompress.models.dynabert.importance import MODES
 from lmcompress.models.student import build_teacher
 from lmcompress.modules.base import TaskModule
 from lmcompress.modules.teacher import FrozenTeacher
-from lmcompress.specs import TeacherSpec, parse
+from lmcompress.specs import ImportanceSpec, TeacherSpec, parse
 
 log = logging.getLogger(__name__)
 PHASES = ("width", "width_depth")
-
-
-def _importance(given: dict[str, Any] | None) -> dict[str, Any]:
-    """``module.importance`` with its defaults, each key checked now rather than at setup."""
-    spec = {"split": "train", "examples": 512, "mode": "clean", **(given or {})}
-    unknown = sorted(set(spec) - {"split", "examples", "mode"})
-    if unknown:
-        raise ValueError(f"module.importance: unknown key(s) {unknown}; known: split, "
-                         "examples, mode")
-    examples = spec["examples"]
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 1:
-        raise ValueError(f"module.importance.examples={examples!r}: must be an integer >= 1")
-    if spec["mode"] not in MODES:
-        raise ValueError(f"module.importance.mode={spec['mode']!r}: choose from {MODES}")
-    return spec
 
 
 def subnet_name(width: float, depth: float) -> str:
@@ -89,22 +74,24 @@ class DynaBertModule(FrozenTeacher, TaskModule):
         rewire: reorder heads and neurons by importance before training (``width`` phase).
         clip_grad_norm: gradient-norm clipping of the accumulated step (manual optimization).
         aggregate: how the sub-networks' dev metrics combine into ``val/<metric>``.
+
+    The defaults of everything after ``optim`` are ``DynaBertSpec``'s (specs.py), which
+    ``conf/module/dynabert.yaml`` starts from (``schema/dynabert``, lmcompress/schemas.py).
     """
 
     published_submodel = "w1.00_d1.00"
     """What ``publish_as`` copies: the full model, the next phase's teacher."""
 
     def __init__(self, teacher: dict[str, Any], task: dict[str, Any], loss: dict[str, Any],
-                 optim: dict[str, Any], phase: str = "width",
-                 widths: list[float] = (1.0, 0.75, 0.5, 0.25),
-                 depths: list[float] = (1.0, 0.75, 0.5), importance: dict[str, Any] | None = None,
-                 rewire: bool = True, clip_grad_norm: float | None = 1.0,
-                 aggregate: str = "mean"):
+                 optim: dict[str, Any], phase: str, widths: list[float], depths: list[float],
+                 importance: dict[str, Any], rewire: bool, clip_grad_norm: float | None,
+                 aggregate: str):
         super().__init__(task, optim, aggregate)
         if phase not in PHASES:
             raise ValueError(f"module.phase={phase!r}: choose from {PHASES}")
         self.phase, self.clip_grad_norm, self.rewire = phase, clip_grad_norm, rewire
-        self.importance = _importance(importance)
+        self.importance = dataclasses.asdict(
+            parse(ImportanceSpec, importance, "module.importance"))
         self.automatic_optimization = False  # every sub-network's backward, then one step
         self.teacher_spec = parse(TeacherSpec, teacher, "teacher")
         self.objective = Objective.from_config(loss)

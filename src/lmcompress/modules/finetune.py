@@ -13,12 +13,13 @@ from lmcompress.specs import ModelSpec, parse
 class FinetuneModule(TaskModule):
     """Plain fine-tuning (sequence classification, regression or token classification).
 
-    Built by ``conf/module/finetune.yaml``::
+    Built by ``conf/module/finetune.yaml`` (``optim`` starts from ``OptimSpec``'s defaults)::
 
+        defaults: [/schema/optim@optim, _self_]
         _target_: lmcompress.modules.finetune.FinetuneModule
         model: ${model}
         task: ${task}
-        optim: {lr: 5e-5, weight_decay: 0.01, warmup_ratio: 0.1}
+        optim: {weight_decay: 0.01, warmup_ratio: 0.1}
 
     Args:
         model: the encoder to fine-tune (``ModelSpec``).

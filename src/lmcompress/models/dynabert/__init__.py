@@ -11,8 +11,6 @@ from lmcompress.models.dynabert.export import check_exportable, extract_subnetwo
 from lmcompress.models.dynabert.importance import compute_importance
 from lmcompress.models.dynabert.rewire import rewire
 from lmcompress.models.dynabert.subnets import (
-    DEPTHS,
-    WIDTHS,
     SubnetShape,
     dynabert_layer_map,
     encoder_flops,
@@ -20,6 +18,7 @@ from lmcompress.models.dynabert.subnets import (
     round_half_up,
     subnet_shape,
 )
+from lmcompress.specs import DEPTHS, WIDTHS  # the official grid: the defaults of DynaBertSpec
 
 __all__ = [
     "DEPTHS", "WIDTHS", "SubnetShape", "check_exportable", "compute_importance", "current_subnet",

@@ -26,9 +26,9 @@ from transformers import PreTrainedModel
 from lmcompress.losses.kd import task_term
 from lmcompress.losses.registry import TermInputs
 from lmcompress.models.dynabert.dynamic import bert_layers, current_subnet
+from lmcompress.specs import IMPORTANCE_MODES as MODES
 from lmcompress.specs import TASK_KINDS
 
-MODES = ("clean", "official")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 

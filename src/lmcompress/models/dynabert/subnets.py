@@ -14,11 +14,6 @@ from transformers import PretrainedConfig
 
 from lmcompress.specs import LayerMapSpec
 
-WIDTHS = (1.0, 0.75, 0.5, 0.25)
-"""The official width multipliers, widest first (the order of a training step)."""
-DEPTHS = (1.0, 0.75, 0.5)
-"""The official depth multipliers, deepest first."""
-
 
 class SubnetShape(NamedTuple):
     """What one (width, depth) pair keeps: the same in every kept layer."""
