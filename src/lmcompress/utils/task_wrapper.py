@@ -58,6 +58,12 @@ def signals_raise() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def _ignore_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def failure_record(err: BaseException) -> dict[str, Any]:
     """``status.json`` of a failed run: the reason, the signal (or None), the exit status."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -93,21 +99,22 @@ def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         out = _output_dir(args)
-        try:
-            with signals_raise():
+        with signals_raise():
+            try:
                 result = fn(*args, **kwargs)
-        except BaseException as err:
-            record = failure_record(err)
-            if record["signal"]:
-                log.error("stage %s (exit status %d)", record["reason"], record["exit_code"])
-            else:
-                log.exception("stage failed")
-            if out is not None:
-                write_json_atomic(out / STATUS_FILE, record)
-            _finish_wandb(1)
-            if isinstance(err, SystemExit) and err.code != record["exit_code"]:
-                raise SystemExit(record["exit_code"]) from err
-            raise
+            except BaseException as err:
+                _ignore_signals()  # a second Ctrl+C must not cut the failure record short
+                record = failure_record(err)
+                if record["signal"]:
+                    log.error("stage %s (exit status %d)", record["reason"], record["exit_code"])
+                else:
+                    log.exception("stage failed")
+                if out is not None:
+                    write_json_atomic(out / STATUS_FILE, record)
+                _finish_wandb(1)
+                if isinstance(err, SystemExit) and err.code != record["exit_code"]:
+                    raise SystemExit(record["exit_code"]) from err
+                raise
         if out is not None and out.is_dir():
             write_json_atomic(out / STATUS_FILE, {"status": "ok"})
         _finish_wandb(0)
