@@ -30,6 +30,14 @@ def test_a_signal_during_fit_fails_the_stage_with_128_plus_signum(make_cfg, sign
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
+def test_a_sigterm_lightning_saw_after_its_last_check_still_fails_the_stage(make_cfg):
+    cfg = make_cfg("teacher", "+callbacks.late._target_=helpers.signals.LateSigterm")
+    with pytest.raises(SystemExit) as caught:
+        run_stage(cfg)
+    assert caught.value.code == 128 + signal.SIGTERM
+    assert not os.path.exists(f"{cfg.paths.output_dir}/metrics.json")
+
+
 def test_lightnings_sigterm_exit_is_mapped_to_a_failure():
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
