@@ -161,3 +161,20 @@ def test_a_signal_to_the_recipe_is_passed_on_to_the_running_step(tmp_path):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert code == 128 + signal.SIGTERM and received == []  # the step got it, and stopped
+
+
+def test_the_generated_recipes_amoc_step_can_select():
+    from lmcompress.amoc.candidates import enumerate_candidates
+    from lmcompress.amoc.regression import RegressionSpec
+    from lmcompress.amoc.select import check_selectable
+
+    recipe = recipe_module.load_recipe(recipe_module.Path(__file__).parents[1] / "recipes" /
+                                       "generated_cpu.yaml")
+    keys = dict(str(o).split("=", 1) for o in recipe["steps"]["amoc"]["overrides"])
+    assert keys["model.name_or_path"] == "{teacher:export_dir}"
+    assert "model=minilm_l6" in recipe["steps"]["teacher"]["overrides"]  # 6 layers
+    assert keys["targets"] == "tiny"  # two target domains
+    budgets = yaml.safe_load(keys["callbacks.amoc.budgets"])
+    features = yaml.safe_load(keys.get("callbacks.amoc.regression.features", "null"))
+    candidates = enumerate_candidates(6, budgets)
+    check_selectable(6, 2, len(candidates), RegressionSpec(features=features))
