@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ from lmcompress.utils.latency import measure_latency
 from lmcompress.utils.logs import quiet_libraries
 from lmcompress.utils.paths import check_code_matches_checkout, conf_dir, register_resolvers
 from lmcompress.utils.run_lock import run_folder_lock
-from lmcompress.utils.task_wrapper import task_wrapper
+from lmcompress.utils.task_wrapper import Interrupted, task_wrapper
 
 log = logging.getLogger("lmcompress")
 register_resolvers()
@@ -83,6 +84,8 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
         log.info("resuming from %s", ckpt)
     if cfg.fit:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        if trainer.received_sigterm:  # Lightning stops its loops on SIGTERM: not a finished fit
+            raise Interrupted(signal.SIGTERM)
         check_took_steps(trainer)
     best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
     scores = evaluate(trainer, module, datamodule, best, out, cfg)
@@ -92,7 +95,7 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
         artifacts.load_weights(module, best)
     exports = artifacts.export(module, datamodule.tokenizer, out) if cfg.export else {}
     result = {
-        "stage": cfg.task_name, "task": cfg.task.name, "seed": cfg.seed,
+        "status": "ok", "stage": cfg.task_name, "task": cfg.task.name, "seed": cfg.seed,
         "main_metric": f"val/{cfg.task.main_metric}", **scores,
         "best_checkpoint": best or "", "resumed_from": ckpt, "global_step": trainer.global_step,
         "epochs_completed": trainer.current_epoch, "data_sizes": sizes,

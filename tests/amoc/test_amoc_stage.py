@@ -68,7 +68,10 @@ def test_unknown_target_is_refused_before_training(make_cfg, tmp_path):
 
 
 def test_chosen_candidates_are_fully_fine_tuned_and_reported(make_cfg, tmp_path):
-    cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "callbacks.amoc.budgets=[1]",
+    # budgets 1-3 (budget 1 alone gives each held-out fit 4 rows, 1 other target x 4
+    # candidates, for 12 features: refused) and 3 epochs (after 1 the toy model predicts one
+    # class, its target score is constant: refused too)
+    cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "trainer.max_epochs=3",
                    "callbacks.amoc.finetune={epochs: 1, methods: [amoc, oracle]}")
     run_stage(cfg)
     selection = json.loads((tmp_path / "run0_amoc_tiny" / "amoc" / "selection.json").read_text())

@@ -38,6 +38,7 @@ from lmcompress.amoc.candidates import (
     first_changed,
     trainable_parts,
 )
+from lmcompress.amoc.progress import CandidateStore, Trained, weights_digest
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
 from lmcompress.models.surgery import drop_layers, encoder_layers
 from lmcompress.specs import SpecError, parse
@@ -92,23 +93,11 @@ class SearchData:
     special_ids: list[int] = field(default_factory=list)
 
 
-@dataclass
-class Trained:
-    """A candidate after its brief fine-tune, with its label-free features."""
-
-    candidate: Candidate
-    start: int
-    params: int
-    stats: dict[str, float]
-    features: dict[str, float]
-    ate_target: dict[str, float]
-    state: dict[str, Any]
-
-
 class Search:
     """Run the phases of the module docstring for one base model and its data."""
 
-    def __init__(self, base: Any, data: SearchData, spec: SearchSpec):
+    def __init__(self, base: Any, data: SearchData, spec: SearchSpec,
+                 store: CandidateStore | None = None):
         check_supported(base)
         self.base, self.data, self.spec = base.eval(), data, spec
         self.metric = feats.metric_for(data.kind, spec.metric)
@@ -125,6 +114,11 @@ class Search:
         self.timing: dict[str, float] = {}
         self.independent: dict[str, Any] = {}
         self.tests: dict[str, SplitCache] = {}  # phase 4's target test splits
+        self.store = store  # finished candidates of an interrupted run (amoc/progress.py)
+        if store is not None:
+            store.context.update(trainable=spec.trainable, train=spec.train, metric=self.metric,
+                                 eval_batch_size=spec.eval_batch_size, kind=data.kind,
+                                 base=weights_digest(base))
 
     def cache(self, name: str, loader: Loader, train: bool = False) -> SplitCache:
         """The base model's pass over one split (training splits: shuffled, train batch size)."""
@@ -154,11 +148,7 @@ class Search:
         self.base_source_score = feats.score(_base(self.dev), self.dev, self.metric)
         pair = self.pair_features()
         self.timing["cache_s"] = time.perf_counter() - tic
-        trained = []
-        for i, candidate in enumerate(self.candidates):
-            trained.append(self.fit(candidate))
-            log.info("amoc candidate %d/%d removed=%s start=%d %.1fs", i + 1, len(self.candidates),
-                     candidate.name, trained[-1].start, trained[-1].stats["seconds"])
+        trained = [self.fit_or_reuse(i, c) for i, c in enumerate(self.candidates)]
         self.timing["search_s"] = time.perf_counter() - tic
         if self.spec.independent_subset:
             self.time_independent(timing_sample(trained, self.spec.independent_subset))
@@ -175,6 +165,17 @@ class Search:
             out[target] = {"domain_distance": distance, "base_confidence": conf,
                            "base_entropy": entropy}
         return out
+
+    def fit_or_reuse(self, i: int, candidate: Candidate) -> Trained:
+        """Phase 2 for one candidate, or its stored result if an earlier run finished it."""
+        start, store = self.starts[candidate], self.store
+        stored = store.load(candidate, start) if store else None
+        item = stored or self.fit(candidate)
+        if store is not None and stored is None:
+            store.save(item)
+        log.info("amoc candidate %d/%d removed=%s start=%d %.1fs%s", i + 1, len(self.candidates),
+                 candidate.name, start, item.stats["seconds"], " (reused)" if stored else "")
+        return item
 
     def fit(self, candidate: Candidate) -> Trained:
         """Phase 2 for one candidate: fine-tune on the cache, then its label-free features."""

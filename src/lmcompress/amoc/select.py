@@ -23,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from lmcompress.amoc.candidates import PATTERNS, fixed_pattern
-from lmcompress.amoc.features import INDICATOR_PREFIX, feature_columns
+from lmcompress.amoc.features import (
+    CANDIDATE_FEATURES,
+    INDICATOR_PREFIX,
+    PAIR_FEATURES,
+    feature_columns,
+)
 from lmcompress.amoc.regression import RegressionSpec, StepwiseFit, leave_one_target_out
 
 METHODS = ("amoc", "ate_min", "random", *PATTERNS, "oracle")
@@ -139,3 +144,34 @@ def analyse(table: pd.DataFrame, spec: RegressionSpec,
                                            p_enter=spec.p_enter, p_remove=spec.p_remove)
     entries = select(table, predicted, num_layers_of(table), patterns)
     return Analysis(predicted, fits, entries, summarize(entries))
+
+
+def unselected(analysis: Analysis) -> list[str]:
+    """``"S->T k=2: <why>"`` for every (pair, budget) group without an AMoC choice."""
+    out = []
+    for entry in analysis.entries:
+        if entry.get("amoc") is None:
+            fit = analysis.fits.get((entry["source"], entry["target"]))
+            why = fit if isinstance(fit, str) else "no held-out prediction for its candidates"
+            out.append(f"{entry['source']}->{entry['target']} k={entry['k']}: {why}")
+    return out
+
+
+def check_selectable(num_layers: int, num_targets: int, num_candidates: int,
+                     spec: RegressionSpec) -> None:
+    """Refuse, before training, a run whose every held-out regression is bound to be refused.
+
+    Within one run (one source, m targets) each pair's fit sees the other m - 1 targets' rows,
+    ``(m - 1) x candidates``; ``stepwise_ols`` refuses fewer rows than offered features.
+    """
+    features = (len(spec.features) if spec.features else
+                len(CANDIDATE_FEATURES) + len(PAIR_FEATURES) + num_layers)
+    rows = (num_targets - 1) * num_candidates
+    if rows < features:
+        raise ValueError(
+            f"callbacks.amoc: each pair's leave-one-target-out regression would get {rows} rows "
+            f"({num_targets} targets - 1 x {num_candidates} candidates) for {features} offered "
+            "features and be refused, so AMoC could choose nothing: add targets "
+            "(callbacks.amoc.targets, conf/targets/) or budgets (callbacks.amoc.budgets), offer "
+            "fewer features (callbacks.amoc.regression.features), or set "
+            "callbacks.amoc.features_only=true (docs/amoc.md §7)")

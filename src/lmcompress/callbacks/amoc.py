@@ -28,12 +28,13 @@ from typing import Any
 import pytorch_lightning as pl
 
 from lmcompress.amoc.cache import check_supported
-from lmcompress.amoc.candidates import check_search
+from lmcompress.amoc.candidates import check_search, enumerate_candidates
 from lmcompress.amoc.features import CANDIDATE_FEATURES, PAIR_FEATURES, metric_for
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
+from lmcompress.amoc.progress import CandidateStore
 from lmcompress.amoc.regression import RegressionSpec
 from lmcompress.amoc.search import Search, SearchData, SearchSpec
-from lmcompress.amoc.select import analyse, json_safe
+from lmcompress.amoc.select import analyse, check_selectable, json_safe, unselected
 from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
 from lmcompress.models.surgery import encoder_layers
 from lmcompress.specs import parse
@@ -54,15 +55,19 @@ class AMoCCallback(pl.Callback):
         regression: ``RegressionSpec`` keys (response, features, p_enter, p_remove).
         finetune: null, or ``FinetuneSpec`` keys (``TrainSpec`` keys and ``methods``): fully
             fine-tune the candidates those methods chose and score them on their targets.
+        features_only: only compute the candidates' features and scores. Otherwise a
+            (pair, budget) without an AMoC choice fails the stage, before training when the
+            regression is bound to be refused (too few rows for its features).
         **search: ``SearchSpec`` keys (budgets, sample_per_budget, trainable, patterns, metric,
             eval_batch_size, seed, independent_subset, train).
     """
 
     def __init__(self, output_dir: str, targets: list[str] | None = None,
                  source: str | None = None, regression: dict[str, Any] | None = None,
-                 finetune: dict[str, Any] | None = None, **search: Any):
+                 finetune: dict[str, Any] | None = None, features_only: bool = False,
+                 **search: Any):
         self.out = Path(output_dir) / "amoc"
-        self.targets, self.source = targets, source
+        self.targets, self.source, self.features_only = targets, source, features_only
         self.spec = parse(SearchSpec, search, "callbacks.amoc")
         self.regression = parse(RegressionSpec, regression, "callbacks.amoc.regression")
         self.finetune = (parse(FinetuneSpec, finetune, "callbacks.amoc.finetune")
@@ -75,40 +80,61 @@ class AMoCCallback(pl.Callback):
             raise RuntimeError(f"the AMoC search runs on one device, but world_size="
                                f"{trainer.world_size}: use hardware=cpu or hardware=gpu")
         # target names and streams are checked now, not after hours of training
-        self.search_data(trainer.datamodule, pl_module.task)
-        self.validate(pl_module.model, pl_module.task.kind)
+        data = self.search_data(trainer.datamodule, pl_module.task)
+        self.validate(pl_module.model, pl_module.task.kind, len(data.targets))
 
-    def validate(self, model: Any, kind: str) -> None:
+    def validate(self, model: Any, kind: str, num_targets: int) -> None:
         """Refuse options the search could only reject after training: every one, now."""
         check_supported(model)
         metric_for(kind, self.spec.metric)
-        check_search(len(encoder_layers(model)), self.spec.budgets, self.spec.patterns,
-                     self.spec.trainable, self.spec.sample_per_budget, self.regression.features,
+        num_layers, spec = len(encoder_layers(model)), self.spec
+        check_search(num_layers, spec.budgets, spec.patterns, spec.trainable,
+                     spec.sample_per_budget, self.regression.features,
                      fixed_features=(*CANDIDATE_FEATURES, *PAIR_FEATURES))
+        if not self.features_only:  # the regression must have enough rows to choose
+            candidates = enumerate_candidates(num_layers, spec.budgets, spec.sample_per_budget,
+                                              spec.seed, spec.patterns)
+            check_selectable(num_layers, num_targets, len(candidates), self.regression)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        store = CandidateStore(self.out / "progress",
+                               {"run": getattr(pl_module, "run_identity", None)})
         search = Search(self.base_model(trainer, pl_module),
-                        self.search_data(trainer.datamodule, pl_module.task), self.spec)
+                        self.search_data(trainer.datamodule, pl_module.task), self.spec, store)
         table = search.run()
         write_csv_atomic(self.out / "candidates.csv", table)
         analysis = analyse(table, self.regression, self.spec.patterns)
+        missing = [] if self.features_only else unselected(analysis)
         timing = {**search.timing, "candidates": len(search.candidates),
                   "per_candidate_s": search.timing["search_s"] / len(search.candidates),
-                  "independent": search.independent}
-        if self.finetune is not None:
+                  "independent": search.independent, "reused": store.reused}
+        if self.finetune is not None and not missing:
             timing["finetuned"] = finetune_chosen(search, analysis.entries, self.finetune)
             analysis.summary.update(finetuned_summary(analysis.entries, self.finetune.methods))
-        write_json_atomic(self.out / "selection.json", json_safe({
-            "source": search.data.source, "targets": sorted(search.data.targets),
-            "metric": search.metric, "trainable": self.spec.trainable,
-            "budgets": self.spec.budgets, "response": self.regression.response,
-            "timing": timing, **analysis.to_json()}))
+        self.write_selection(search, analysis, timing, missing)
+        if missing:  # the stored candidates stay: a re-run (e.g. features_only) reuses them
+            raise RuntimeError(
+                f"AMoC selected nothing for {len(missing)} of {len(analysis.entries)} (pair, "
+                f"budget) groups: {'; '.join(missing)}. {self.out}/selection.json has the "
+                "features; add targets or budgets, or set callbacks.amoc.features_only=true "
+                "(docs/amoc.md §7)")
+        store.clear()
         flat = {f"amoc/{k}": float(v) for k, v in timing.items() if isinstance(v, int | float)}
         for logger in trainer.loggers:
             logger.log_metrics(flat, step=trainer.global_step)
         log.info("amoc: %d candidates x %d targets in %.1fs (cache %.1fs) -> %s",
                  len(search.candidates), len(search.data.targets), timing["search_s"],
                  timing["cache_s"], self.out)
+
+    def write_selection(self, search: Search, analysis: Any, timing: dict[str, Any],
+                        missing: list[str]) -> None:
+        """``selection.json``: settings, timing, choices, fits, and any group left unchosen."""
+        write_json_atomic(self.out / "selection.json", json_safe({
+            "source": search.data.source, "targets": sorted(search.data.targets),
+            "metric": search.metric, "trainable": self.spec.trainable,
+            "budgets": self.spec.budgets, "response": self.regression.response,
+            "timing": timing, "features_only": self.features_only, "unselected": missing,
+            **analysis.to_json()}))
 
     @staticmethod
     def base_model(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
