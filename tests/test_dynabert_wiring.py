@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers.spy import SPY, Spy
 
+from helpers.spy import SPY, Spy
 from lmcompress.losses import TermInputs
 from lmcompress.models.dynabert import compute_importance, dynabert_layer_map, subnet
 from lmcompress.run import run_stage
