@@ -109,3 +109,24 @@ def test_ckd_reads_each_model_with_its_own_layer_indices(make_cfg, layer_map):
     _, other = module.objective(wrong)
     for name in ("wr_pair", "ltr_pair"):
         assert abs(other[name].item() - expected[name].item()) > 1e-3 * expected[name].item()
+
+
+@pytest.mark.parametrize("mask_padding", [False, True])
+def test_hidden_mse_uses_the_layer_map_and_loss_hidden_mask_padding(mask_padding):
+    """Sum over matched pairs of the mean squared difference, by hand (real tokens only when
+    ``loss.hidden.mask_padding``)."""
+    g = torch.Generator().manual_seed(0)
+    student = [torch.randn(2, 3, 4, generator=g, dtype=torch.float64) for _ in range(2)]
+    teacher = [torch.randn(2, 3, 4, generator=g, dtype=torch.float64) for _ in range(3)]
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
+    objective = Objective.from_config({"weights": {"hidden_mse": 1.0},
+                                       "hidden": {"mask_padding": mask_padding}})
+    inputs = TermInputs(_outputs(S, student), _outputs(T, teacher), {"attention_mask": mask},
+                        "classification", LayerMapSpec(teacher=[0, 2], student=[0, 1]))
+    _, parts = objective(inputs)
+    expected = 0.0
+    for s, t in ((student[0], teacher[0]), (student[1], teacher[2])):
+        values = [float((s[b, i, d] - t[b, i, d]) ** 2) for b in range(2) for i in range(3)
+                  for d in range(4) if not mask_padding or mask[b, i]]
+        expected += sum(values) / len(values)
+    assert parts["hidden_mse"].item() == pytest.approx(expected, rel=1e-6)
