@@ -26,17 +26,23 @@ ONE_STEP = ["data.batch_size=16", "trainer.max_steps=1", "test=false", "export=f
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-@pytest.mark.parametrize(("phase", "expected"), [
-    ("width", {(4, 32), (4, 16)}),
-    ("width_depth", {(4, 32), (4, 16), (2, 32), (2, 16)}),
+@pytest.mark.parametrize(("phase", "expected", "aggregate"), [
+    ("width", {(4, 32), (4, 16)}, "mean"),
+    ("width_depth", {(4, 32), (4, 16), (2, 32), (2, 16)}, "sum"),
 ])
-def test_each_phase_trains_its_sub_networks_once_per_step(make_cfg, phase, expected):
-    """phase=width: every width at full depth; width_depth: the whole grid, each once."""
-    run_stage(make_cfg("dynabert", *TEACHER, *ONE_STEP, f"phase={phase}", *GRID))
+def test_each_phase_trains_its_sub_networks_once_per_step(make_cfg, phase, expected, aggregate):
+    """phase=width: every width at full depth; width_depth: the whole grid, each once.
+    ``val/accuracy`` is the configured aggregate of the sub-networks' dev scores."""
+    result = run_stage(make_cfg("dynabert", *TEACHER, *ONE_STEP, f"phase={phase}", *GRID,
+                                f"module.aggregate={aggregate}"))
     forwards = Spy.last().forwards
     assert len(forwards) == 1  # one training batch
     # (encoder layers that ran, query rows per layer) of each training forward of the student
     assert sorted(forwards[0]) == sorted(expected)
+    scores = [v for k, v in result["val"].items() if k.startswith("val/accuracy/w")]
+    assert len(scores) == 4
+    combine = {"mean": lambda x: sum(x) / len(x), "sum": sum}[aggregate]
+    assert result["val"]["val/accuracy"] == pytest.approx(combine(scores), abs=1e-6)
 
 
 def _reference_grads(module, weights, batch, grid, num_layers):
@@ -64,14 +70,20 @@ def _reference_grads(module, weights, batch, grid, num_layers):
     return total, per_subnet
 
 
-def test_the_step_receives_the_sum_of_every_sub_networks_gradient(make_cfg):
-    """Gradient accumulation: the step's .grad equals the sum of per-sub-network gradients."""
+@pytest.mark.parametrize("clip", [None, 0.005])
+def test_the_step_receives_the_sum_of_every_sub_networks_gradient(make_cfg, clip):
+    """Gradient accumulation: the step's .grad equals the sum of per-sub-network gradients,
+    scaled to norm ``module.clip_grad_norm`` when that is smaller (one global norm)."""
     run_stage(make_cfg("dynabert", *TEACHER, *GRID, *ONE_STEP, "phase=width_depth",
-                       "module.clip_grad_norm=null"))
+                       f"module.clip_grad_norm={'null' if clip is None else clip}"))
     spy = Spy.last()
     assert len(spy.grads) == 1
     grid = [(1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5)]
     total, per_subnet = _reference_grads(spy.module, spy.weights[0], spy.batches[0], grid, 4)
+    if clip is not None:
+        norm = torch.sqrt(sum((g**2).sum() for g in total.values()))
+        assert norm > 10 * clip  # clipping really happens
+        total = {n: g * (clip / norm) for n, g in total.items()}
     got = spy.grads[0]
     for name, expected in total.items():
         torch.testing.assert_close(got[name] if got[name] is not None else
@@ -79,7 +91,8 @@ def test_the_step_receives_the_sum_of_every_sub_networks_gradient(make_cfg):
                                    msg=lambda m, n=name: f"{n}: {m}")
     # the check can tell: the last sub-network alone is far from the sum
     name = "bert.encoder.layer.0.attention.self.query.weight"
-    assert (per_subnet[-1][name] - total[name]).abs().max() > 1e-2 * total[name].abs().max()
+    last = per_subnet[-1][name] * (1.0 if clip is None else clip / norm)
+    assert (last - total[name]).abs().max() > 1e-2 * total[name].abs().max()
 
 
 def _importance_batches(cfg, examples):
