@@ -30,7 +30,7 @@ class Spy(pl.Callback):
         self.grads: list[dict[str, torch.Tensor | None]] = []
         self._handles: list[Any] = []
         self._layers_run = 0
-        Spy.runs.append(self)
+        Spy.runs[:] = [self]  # only the latest run is read; earlier modules can be freed
 
     @classmethod
     def last(cls) -> Spy:
