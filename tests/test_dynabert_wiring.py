@@ -6,12 +6,20 @@ second computation written here (docs/testing.md lists which test guards which k
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from helpers.spy import SPY, Spy
 from lmcompress.losses import TermInputs
-from lmcompress.models.dynabert import compute_importance, dynabert_layer_map, subnet
+from lmcompress.models.dynabert import (
+    compute_importance,
+    dynabert_layer_map,
+    make_dynamic,
+    rewire,
+    subnet,
+)
 from lmcompress.run import run_stage
 from lmcompress.utils.instantiate import instantiate_plain
 
@@ -143,3 +151,39 @@ def test_rewire_false_leaves_the_student_as_the_teacher(make_cfg):
     teacher = module.teacher.state_dict()
     for name, value in module.model.state_dict().items():
         torch.testing.assert_close(value, teacher[name])
+
+
+def _rewired_copy(teacher, batches):
+    model = make_dynamic(copy.deepcopy(teacher))
+    heads, neurons = compute_importance(model, batches, "classification")
+    rewire(model, heads, neurons)
+    return model.state_dict()
+
+
+def test_importance_reads_the_configured_split_and_example_count(make_cfg):
+    """module.importance.split / examples: the run's student equals the teacher rewired here by
+    the importance of the first 16 validation examples (and not of the default train slice)."""
+    cfg = make_cfg("dynabert", *TEACHER, "fit=false", "module.depths=[1.0]",
+                   "module.widths=[1.0,0.5]", "module.importance.split=validation",
+                   "module.importance.examples=16", "data.eval_batch_size=8", "export=false",
+                   "test=false", SPY)
+    run_stage(cfg)
+    module = Spy.last().module
+    datamodule = instantiate_plain(cfg.data, source=instantiate_plain(cfg.task.source))
+    datamodule.validate()
+
+    def first(split, n):
+        batches = []
+        for batch in datamodule.eval_dataloader(split):
+            if sum(len(b["input_ids"]) for b in batches) >= n:
+                break
+            batches.append({k: v for k, v in batch.items() if k != "index"})
+        return batches
+
+    expected = _rewired_copy(module.teacher, first("validation", 16))
+    got = module.model.state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, msg=name)
+    other = _rewired_copy(module.teacher, first("train", 512))
+    name = "bert.encoder.layer.0.intermediate.dense.weight"
+    assert not torch.equal(other[name], expected[name])  # the default slice rewires otherwise
