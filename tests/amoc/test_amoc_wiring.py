@@ -61,20 +61,30 @@ def _hand_ate(base, candidate, split: str) -> float:
     return float((0.5 * (p - q).abs().sum(-1)).mean())
 
 
-def test_target_ate_is_the_tv_distance_on_that_targets_text():
+def _wide_base():
     base = tiny_model("pooler", layers=4)
     with torch.no_grad():  # random-init outputs are near uniform (ATE ~1e-6): widen them
         for name, p in base.named_parameters():
             if p.ndim == 2 and "embeddings" not in name:
                 p.mul_(60.0 if name.startswith("classifier") else 4.0)
+    return base
+
+
+def _search_table(base, metric=None):
     data = SearchData(source="src", kind="classification", train=_loader("train", 16),
                       dev=_loader("dev"), test=None,
-                      targets={t: (_loader(f"{t}_unlabeled"), _loader(f"{t}_test"))
+                      targets={t: (_loader(f"{t}_unlabeled"), _loader(f"{t}_test", 16))
                                for t in ("x", "y")})
     # a negligible learning rate: each candidate is the base model minus its layer
     spec = parse(SearchSpec, {"budgets": [1], "eval_batch_size": 4, "patterns": [],
-                              "train": {"batch_size": 8, "lr": 1e-12}}, "callbacks.amoc")
-    table = Search(copy.deepcopy(base), data, spec).run()
+                              "metric": metric, "train": {"batch_size": 8, "lr": 1e-12}},
+                 "callbacks.amoc")
+    return Search(copy.deepcopy(base), data, spec).run()
+
+
+def test_target_ate_is_the_tv_distance_on_that_targets_text():
+    base = _wide_base()
+    table = _search_table(base)
     assert len(table) == 2 * 4
     for layer in range(4):
         candidate = _without(base, layer)
@@ -121,3 +131,31 @@ def test_search_starts_from_the_best_checkpoint_not_the_last_weights(make_cfg, m
         torch.testing.assert_close(value, state[f"model.{name}"].float(), msg=name)
         moved += not torch.equal(value, final[name].float())
     assert moved > 10  # the last weights differ: taking them would fail the check above
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
+def test_target_scores_use_the_configured_metric(metric):
+    """callbacks.amoc.metric: each candidate's target score is that metric (sklearn) of its
+    argmax predictions on the target's labelled test split."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    scorer = {"accuracy": accuracy_score,
+              "macro_f1": lambda y, p: f1_score(y, p, average="macro")}[metric]
+    base = _wide_base()
+    table = _search_table(base, metric)
+    assert set(table["metric"]) == {metric}
+    pairs = []
+    for layer in range(4):
+        candidate = _without(base, layer)
+        for target in ("x", "y"):
+            batch = collate(_rows(f"{target}_test", 16))
+            inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+            with torch.no_grad():
+                preds = candidate(**inputs).logits.argmax(-1).tolist()
+            gold = batch["labels"].tolist()
+            pairs.append((gold, preds))
+            row = table[(table["target"] == target) & (table["removed"] == str(layer))]
+            assert row["target_score"].item() == pytest.approx(scorer(gold, preds), abs=1e-6)
+    # the two metrics disagree on this data (so the key matters to the check)
+    assert any(abs(accuracy_score(g, p) - f1_score(g, p, average="macro")) > 0.01
+               for g, p in pairs)
