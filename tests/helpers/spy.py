@@ -4,7 +4,8 @@ Attach it to an in-process run with the override ``+callbacks.spy._target_=helpe
 ``Spy.last()`` is then the instance that run built. It records the LightningModule the run
 used (not a freshly built one), each training batch with the model's weights before its step,
 the shape of every training forward of the trained model (how many encoder layers ran, how many
-query rows they used), and the gradients the optimizer step received.
+query rows they used), the gradients the optimizer step received and its learning rate per
+param group.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Spy(pl.Callback):
         self.weights: list[dict[str, torch.Tensor]] = []
         self.forwards: list[list[tuple[int, int]]] = []
         self.grads: list[dict[str, torch.Tensor | None]] = []
+        self.lrs: list[list[float]] = []
         self._handles: list[Any] = []
         self._layers_run = 0
         Spy.runs[:] = [self]  # only the latest run is read; earlier modules can be freed
@@ -75,3 +77,4 @@ class Spy(pl.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.grads.append({n: None if p.grad is None else p.grad.detach().clone()
                            for n, p in pl_module.model.named_parameters()})
+        self.lrs.append([group["lr"] for group in optimizer.param_groups])
