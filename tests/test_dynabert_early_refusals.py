@@ -35,7 +35,8 @@ def test_widths_that_keep_every_head_still_build_on_that_family(make_cfg):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("+module.importance.exmaples=64", r"module.importance: unknown key\(s\) \['module.importance.exmaples'\]"),
+    ("+module.importance.exmaples=64",
+     r"module.importance: unknown key\(s\) \['module.importance.exmaples'\]"),
     ("module.importance.examples=0", r"module.importance.examples=0: must be an integer >= 1"),
     ("module.importance.examples=12.5", r"module.importance.examples=12.5: expected"),
     ("module.importance.mode=greedy", r"module.importance.mode='greedy': choose from"),
