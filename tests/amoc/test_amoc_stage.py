@@ -92,7 +92,8 @@ def test_chosen_candidates_are_fully_fine_tuned_and_reported(make_cfg, tmp_path)
                 assert 0.0 <= entry[method]["finetuned_score"] <= 1.0
         assert "finetuned_score" not in (entry.get("top") or {})  # only the listed methods
     assert selection["summary"]["oracle_finetuned"]["n"] == len(entries)
-    text = report_main([str(tmp_path), "--out", str(tmp_path / "report")])["results"].read_text()
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    text = (tmp_path / "report" / "results.md").read_text()
     assert "## Chosen candidates, fully fine-tuned" in text
 
 
