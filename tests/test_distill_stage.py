@@ -139,6 +139,6 @@ def test_resume_refuses_another_stages_checkpoint(make_cfg, tmp_path):
     run_stage(make_cfg("teacher", "trainer.max_steps=2", "test=false", "export=false",
                        run_dir=run_dir))
     cfg = make_cfg("distill", *TINY_DISTILL, run_dir=run_dir)
-    with pytest.raises(CheckpointError, match="written by FinetuneModule on task 'tiny'"):
+    with pytest.raises(CheckpointError, match="written by TeacherModule on task 'tiny'"):
         run_stage(cfg)
     assert not (run_dir / "metrics.json").read_text().count('"distill"')

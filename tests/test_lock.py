@@ -96,13 +96,13 @@ def test_resume_false_sets_earlier_checkpoints_aside(make_cfg, tmp_path, caplog)
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
     cfg = make_cfg("teacher", "resume=false", run_dir=run_dir)
     with caplog.at_level(logging.WARNING, logger="lmcompress"):
-        assert resume_checkpoint(cfg, "FinetuneModule") is None
+        assert resume_checkpoint(cfg, "TeacherModule") is None
     assert not (run_dir / "checkpoints").exists()
     (aside,) = run_dir.glob("checkpoints.*")
     assert (aside / "last.ckpt").read_bytes() == b"an earlier run's checkpoint"
     assert "moved the earlier checkpoints" in caplog.text
     # a later resume=true finds no stale last.ckpt to continue from
-    assert resume_checkpoint(make_cfg("teacher", run_dir=run_dir), "FinetuneModule") is None
+    assert resume_checkpoint(make_cfg("teacher", run_dir=run_dir), "TeacherModule") is None
 
 
 def test_other_ddp_ranks_leave_rank_zeros_checkpoints_in_place(make_cfg, tmp_path, monkeypatch):
@@ -113,5 +113,5 @@ def test_other_ddp_ranks_leave_rank_zeros_checkpoints_in_place(make_cfg, tmp_pat
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"rank 0's fresh checkpoint")
     monkeypatch.setenv("LOCAL_RANK", "1")  # rank 1 re-runs the command after rank 0 set aside
     assert resume_checkpoint(make_cfg("teacher", "resume=false", run_dir=run_dir),
-                             "FinetuneModule") is None
+                             "TeacherModule") is None
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()

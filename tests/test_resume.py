@@ -81,7 +81,7 @@ def test_truncated_checkpoint_gets_the_projects_message(tmp_path, make_cfg):
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     cfg = make_cfg("teacher", run_dir=run_dir)
     with pytest.raises(CheckpointError, match=r"last.ckpt is not a readable .*resume=false"):
-        resume_checkpoint(cfg, "FinetuneModule")
+        resume_checkpoint(cfg, "TeacherModule")
 
 
 def test_failed_save_leaves_no_truncated_checkpoint(tmp_path, monkeypatch):

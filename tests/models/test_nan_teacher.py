@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lmcompress.models.hub import build_model
-from lmcompress.models.student import build_teacher
+from lmcompress.models.teacher import build_teacher
 from lmcompress.specs import ModelSpec, TaskSpec, TeacherSpec
 
 TASK = TaskSpec(name="tiny", kind="classification", num_labels=2, metrics=["accuracy"],

@@ -3,7 +3,7 @@
 Objective-driven training, evaluation of every sub-model, the optimizer schedule, and checks
 that stop a run that would otherwise succeed silently.
 
-A stage module (``FinetuneModule``, ``DistillModule``, ``DynaBertModule``) builds its models and
+A stage module (``TeacherModule``, ``DistillModule``, ``DynaBertModule``) builds its models and
 ``self.objective`` in ``__init__``, top to bottom. Sub-models: ``subnets()`` names what is
 evaluated (``[""]`` = the model itself) and ``export_models()`` what is saved; a stage with
 several sub-networks logs ``val/<metric>/<name>`` for each and ``val/<metric>`` as their

@@ -17,9 +17,10 @@ from typing import Any
 
 from lmcompress.losses import Objective
 from lmcompress.models.layers import resolve_layer_map
-from lmcompress.models.student import build_student, build_teacher
+from lmcompress.models.student import build_student
+from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import TaskModule
-from lmcompress.modules.teacher import FrozenTeacher
+from lmcompress.modules.frozen_teacher import FrozenTeacher
 from lmcompress.specs import LayerMapSpec, StudentSpec, TeacherSpec, parse
 
 

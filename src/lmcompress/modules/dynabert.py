@@ -42,9 +42,9 @@ from lmcompress.models.dynabert import (
     subnet,
     subnet_shape,
 )
-from lmcompress.models.student import build_teacher
+from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import TaskModule
-from lmcompress.modules.teacher import FrozenTeacher
+from lmcompress.modules.frozen_teacher import FrozenTeacher
 from lmcompress.specs import ImportanceSpec, TeacherSpec, parse
 
 log = logging.getLogger(__name__)

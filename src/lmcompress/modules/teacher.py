@@ -1,35 +1,38 @@
-"""What every stage with a frozen teacher shares: its forward, its mode, its provenance.
-
-Mixed into ``DistillModule`` and ``DynaBertModule`` (before ``TaskModule``); the stage's
-``__init__`` builds ``self.teacher`` and keeps its spec as ``self.teacher_spec``.
-"""
+"""Stage ``teacher``: fine-tune a Hugging Face encoder on a task with its gold labels."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
+from lmcompress.losses import Objective
+from lmcompress.models.hub import build_model
+from lmcompress.modules.base import TaskModule
+from lmcompress.specs import ModelSpec, parse
 
-from lmcompress.models.student import teacher_provenance
 
+class TeacherModule(TaskModule):
+    """Plain fine-tuning (sequence classification, regression or token classification).
 
-class FrozenTeacher:
-    """``self.teacher``: eval mode throughout, no gradients, never saved in checkpoints."""
+    Built by ``conf/module/teacher.yaml`` (``optim`` starts from ``OptimSpec``'s defaults)::
 
-    frozen_prefixes = ("teacher.",)
+        defaults: [/schema/optim@optim, _self_]
+        _target_: lmcompress.modules.teacher.TeacherModule
+        model: ${model}
+        task: ${task}
+        optim: {weight_decay: 0.01, warmup_ratio: 0.1}
 
-    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> Any:
-        """The frozen teacher's outputs (no grad; hidden states if a term reads them)."""
-        with torch.no_grad():
-            return self.teacher(**self.model_inputs(batch),
-                                output_hidden_states=self.objective.needs_hidden)
+    Args:
+        model: the encoder to fine-tune (``ModelSpec``).
+        task: the task config.
+        optim: optimizer settings.
+        loss: the objective (default: the gold-label ``task`` term alone).
+    """
 
-    def train(self, mode: bool = True):
-        """Switch the student's mode; the teacher stays in eval mode (dropout off) throughout."""
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def provenance(self) -> dict[str, Any]:
-        """Which teacher this run learned from (resolved reference and weights digest)."""
-        return {"teacher": teacher_provenance(self.teacher_spec)}
+    def __init__(self, model: dict[str, Any], task: dict[str, Any], optim: dict[str, Any],
+                 loss: dict[str, Any] | None = None):
+        super().__init__(task, optim)
+        self.model_spec = parse(ModelSpec, model, "model")
+        # from_pretrained returns eval-mode modules and Lightning keeps each submodule's mode:
+        # switch to train mode here or dropout would stay off for the whole run
+        self.model = build_model(self.model_spec, self.task).train()
+        self.objective = Objective.from_config(loss or {"weights": {"task": 1.0}})

@@ -1,0 +1,35 @@
+"""What every stage with a frozen teacher shares: its forward, its mode, its provenance.
+
+Mixed into ``DistillModule`` and ``DynaBertModule`` (before ``TaskModule``); the stage's
+``__init__`` builds ``self.teacher`` and keeps its spec as ``self.teacher_spec``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lmcompress.models.teacher import teacher_provenance
+
+
+class FrozenTeacher:
+    """``self.teacher``: eval mode throughout, no gradients, never saved in checkpoints."""
+
+    frozen_prefixes = ("teacher.",)
+
+    def teacher_outputs(self, batch: dict[str, torch.Tensor]) -> Any:
+        """The frozen teacher's outputs (no grad; hidden states if a term reads them)."""
+        with torch.no_grad():
+            return self.teacher(**self.model_inputs(batch),
+                                output_hidden_states=self.objective.needs_hidden)
+
+    def train(self, mode: bool = True):
+        """Switch the student's mode; the teacher stays in eval mode (dropout off) throughout."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def provenance(self) -> dict[str, Any]:
+        """Which teacher this run learned from (resolved reference and weights digest)."""
+        return {"teacher": teacher_provenance(self.teacher_spec)}
