@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from bad_inputs_probes import PROBES, Probe  # noqa: E402
+from bad_inputs_probes import KILLED, PROBES, Probe  # noqa: E402
 
 SKIP_PARTS = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks"}
 ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -100,7 +100,7 @@ class Sandbox:
             proc.wait()
             code = -9
             with log.open("a") as handle:
-                handle.write(f"\n[harness] killed after {timeout}s timeout\n")
+                handle.write(f"\n{KILLED} after its {timeout}s timeout\n")
         return code, log.read_text(errors="replace")
 
 
@@ -157,6 +157,8 @@ def modes(outputs: Path, since: dict) -> list[str]:
 def verdict(probe: Probe, code: int, text: str, new: dict[str, list[str]], outside: list[str],
             problem: str | None) -> tuple[str, str]:
     """(verdict, why) from the probe's expectation and what happened."""
+    if KILLED in text:
+        return "NOT handled", "did not end by itself: the harness killed it"
     if outside:
         return ("silent-wrong" if code == 0 else "NOT handled",
                 f"wrote outside the output roots: {outside[:3]}")

@@ -56,6 +56,7 @@ LONG = ["task.source.n_train=800", "trainer.max_epochs=200"]  # minutes: long en
 RECIPE = ["-m", "lmcompress.recipe"]
 REPORT = ["-m", "lmcompress.report"]
 AMOC_REPORT = ["-m", "lmcompress.amoc.report"]
+KILLED = "[harness] killed"  # the command had to be killed: never "handled"
 TENSOR = "bert.encoder.layer.0.attention.self.query.weight"
 
 
@@ -122,12 +123,14 @@ def wait_for(log: Path, needle: str, proc: Any, timeout: float = 120) -> bool:
     return False
 
 
-def finish(proc: Any, log: Path, timeout: float = 120) -> tuple[int, str]:
+def finish(proc: Any, log: Path, timeout: float = 90) -> tuple[int, str]:
     try:
         code = proc.wait(timeout=timeout)
     except Exception:
         proc.kill()
         code = proc.wait()
+        with log.open("a") as handle:
+            handle.write(f"\n{KILLED} after {timeout}s: it did not stop by itself\n")
     return code, log.read_text(errors="replace")
 
 
