@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,7 @@ class Sandbox:
     """One probe's folders and the way to run a command in them."""
 
     root: Path
-    log: list[str] = field(default_factory=list)
+    procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def work(self) -> Path:
@@ -86,9 +87,19 @@ class Sandbox:
         handle = log.open("w")
         proc = subprocess.Popen([sys.executable, *self.fill(args)], cwd=self.work, env=self.env(),
                                 stdout=handle, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: os.umask(0o022))
+                                preexec_fn=lambda: os.umask(0o022), start_new_session=True)
         handle.close()
+        self.procs.append(proc)
         return proc, log
+
+    def reap(self) -> None:
+        """Kill whatever a command left running (a recipe's step after its parent died)."""
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.poll()
 
     def run(self, args: list[str], name: str = "cmd", timeout: int = 300) -> tuple[int, str]:
         """Run to completion; returns (exit code, output). A timeout kills it (code -9)."""
@@ -213,9 +224,11 @@ def run_probe(probe: Probe, base: Path) -> dict[str, Any]:
             problem = probe.check(sb, code, text)
         file_modes = modes(sb.outputs, before_out)
     except Exception as err:  # a broken setup is a harness bug: report it, never a verdict
+        sb.reap()
         return {"id": probe.id, "class": probe.cls, "entry": probe.entry, "what": probe.what,
                 "verdict": "harness error", "why": f"{type(err).__name__}: {err}",
                 "exit": None, "seconds": round(time.time() - start, 1)}
+    sb.reap()
     result, why = verdict(probe, code, text, new, outside, problem)
     return {"id": probe.id, "class": probe.cls, "entry": probe.entry, "what": probe.what,
             "command": " ".join(probe.args) if probe.args else probe.command,
@@ -225,7 +238,7 @@ def run_probe(probe: Probe, base: Path) -> dict[str, Any]:
             "verdict": result, "why": why, "sandbox": str(sb.root)}
 
 
-VERDICTS = ("handled", "NOT handled", "silent-wrong", "harness error")
+VERDICTS = ("handled", "NOT handled", "silent-wrong", "harness error", "not run")
 
 
 def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -247,10 +260,10 @@ def cell(text: Any, width: int = 120) -> str:
 def markdown(label: str, results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The per-probe table and the per-class summary."""
     lines = [f"# Bad-input probes: {label}", "",
-             f"{meta['commit']} on {meta['date']}, {len(results)} probes, "
+             f"checkout {meta['commit']} (src/ and conf/ as of {meta.get('code')}) on "
+             f"{meta['date']}, {len(results)} probes, "
              f"`{meta['command']}` ({meta['seconds']:.0f} s)", "",
-             "| class | handled | NOT handled | silent-wrong | harness error |",
-             "|---|---|---|---|---|"]
+             "| class | " + " | ".join(VERDICTS) + " |", "|---|---|---|---|---|---|"]
     for key, counts in summary(results).items():
         lines.append(f"| {key} | " + " | ".join(str(counts[v]) for v in VERDICTS) + " |")
     lines += ["", "| id | class | entry | probe | exit | s | metrics/export | verdict | why | "
@@ -285,6 +298,18 @@ def compare(before_path: Path, after_path: Path) -> str:
     return "\n".join(lines)
 
 
+def interleave(probes: list[Probe]) -> list[Probe]:
+    """Round-robin over the classes, so a run cut short still covers every class."""
+    by_class: dict[str, list[Probe]] = {}
+    for probe in probes:
+        by_class.setdefault(probe.cls, []).append(probe)
+    queues = list(by_class.values())
+    order = []
+    while any(queues):
+        order += [q.pop(0) for q in queues if q]
+    return order
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the probes (or compare two result files)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -294,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="results")
     parser.add_argument("--keep", action="store_true", help="keep the sandboxes (printed)")
     parser.add_argument("--list", action="store_true", help="print the probe ids and exit")
+    parser.add_argument("--reuse", type=Path, help="a .partial.jsonl: keep those probes' rows")
+    parser.add_argument("--deadline", type=float, help="minutes: start no probe after that "
+                        "(the rest are reported as 'not run')")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args(argv)
     if args.compare:
@@ -317,8 +345,20 @@ def main(argv: list[str] | None = None) -> int:
     partial = args.out / f"{args.label}.partial.jsonl"
     partial.write_text("")
 
+    reused = {}
+    if args.reuse:
+        reused = {r["id"]: r for r in map(json.loads, args.reuse.read_text().splitlines())
+                  if r["verdict"] != "harness error"}
+
     def one(probe: Probe) -> dict[str, Any]:
-        row = run_probe(probe, base)
+        if probe.id in reused:
+            row = reused[probe.id]
+        elif args.deadline and time.time() - start > 60 * args.deadline:
+            return {"id": probe.id, "class": probe.cls, "entry": probe.entry, "what": probe.what,
+                    "command": " ".join(probe.args), "exit": None, "seconds": 0,
+                    "verdict": "not run", "why": f"--deadline {args.deadline} min reached"}
+        else:
+            row = run_probe(probe, base)
         with partial.open("a") as handle:  # kept if the run is interrupted
             handle.write(json.dumps(row) + "\n")
         print(f"{row['id']:32s} {row['verdict']:14s} exit={row['exit']} {row['seconds']}s "
@@ -326,10 +366,14 @@ def main(argv: list[str] | None = None) -> int:
         return row
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(one, probes))
+        done = dict(zip([p.id for p in interleave(probes)],
+                        pool.map(one, interleave(probes)), strict=True))
+    results = [done[p.id] for p in probes]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
-    meta = {"label": args.label, "commit": commit, "seconds": time.time() - start,
+    code = subprocess.run(["git", "log", "-1", "--format=%h", "--", "src", "conf"], cwd=REPO,
+                          capture_output=True, text=True).stdout.strip()
+    meta = {"label": args.label, "commit": commit, "code": code, "seconds": time.time() - start,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": "python benchmarks/bad_inputs.py " + " ".join(argv or sys.argv[1:])}
     partial.unlink()
