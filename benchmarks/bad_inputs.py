@@ -148,6 +148,19 @@ def last_error(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+def message(text: str, tail: int = 40) -> str:
+    """The last ``tail`` lines minus traceback frames and their source lines: what the user is
+    told. Needles are looked for here only, so an echoed override or a source line that happens
+    to contain the key does not count as naming the culprit."""
+    lines, out, skip = text.splitlines()[-tail:], [], False
+    for line in lines:
+        frame = line.lstrip().startswith('File "')
+        if not (frame or skip or set(line.strip()) <= set("^~ ")):
+            out.append(line)
+        skip = frame
+    return "\n".join(out)
+
+
 def outputs_state(outputs: Path) -> dict[str, list[str]]:
     """metrics.json files, export folders and checkpoints under the output root."""
     found: dict[str, list[str]] = {"metrics": [], "export": [], "ckpt": []}
@@ -181,7 +194,7 @@ def verdict(probe: Probe, code: int, text: str, new: dict[str, list[str]], outsi
         return "handled", "exit 0 with the right result"
     if code == 0:
         return "silent-wrong", problem or "exit 0 where a refusal was expected"
-    lower = text.lower()
+    lower = message(text).lower()
     missing = [n if isinstance(n, str) else "|".join(n) for n in probe.needles
                if not any(alt.lower() in lower for alt in ((n,) if isinstance(n, str) else n))]
     if missing:
@@ -353,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     def one(probe: Probe) -> dict[str, Any]:
         if probe.id in reused:
             row = reused[probe.id]
-        elif args.deadline and time.time() - start > 60 * args.deadline:
+        elif args.deadline is not None and time.time() - start > 60 * args.deadline:
             return {"id": probe.id, "class": probe.cls, "entry": probe.entry, "what": probe.what,
                     "command": " ".join(probe.args), "exit": None, "seconds": 0,
                     "verdict": "not run", "why": f"--deadline {args.deadline} min reached"}

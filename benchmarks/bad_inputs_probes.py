@@ -222,7 +222,8 @@ def recipe_file(steps: dict, name: str = "r.yaml", **top: Any) -> Callable:
     def setup(sb: Any) -> None:
         import yaml
 
-        (sb.work / name).write_text(yaml.safe_dump({"name": "probe", **top, "steps": steps}))
+        (sb.work / name).write_text(yaml.safe_dump({"name": "probe", **top, "steps": steps},
+                                                   sort_keys=False))  # steps run in order
     return setup
 
 
@@ -463,8 +464,8 @@ PROBES: list[Probe] = [
       needles=("task.name",), check=lambda sb, c, t: None if metrics(sb) else "no metrics"),
     # 4. one process per run folder ----------------------------------------------------------
     P("two_runs_one_folder", "4", "run teacher", "a second run into a folder where a run is "
-      "training", teacher("hydra.run.dir={out}/runs/shared"),
-      needles=(("lock", "another", "running", "in use", "busy"),),
+      "training (same command)", [*teacher(*LONG), "hydra.run.dir={out}/runs/shared"],
+      needles=(("lock", "another process", "already running", "in use"),),
       action=concurrent_same_folder, timeout=200),
     P("resume_false_with_ckpts", "4", "run teacher", "resume=false into a folder holding "
       "checkpoints", teacher("resume=false", "hydra.run.dir={out}/runs/prev"),
@@ -496,19 +497,19 @@ REGRESSION = ["task.kind=regression", "task.num_labels=1", "task.label_names=nul
 PROBES += [
     # 5. data read as written or refused with file and line ----------------------------------
     P("jsonl_null_text", "5", "run teacher", "JSONL row with text null",
-      local(**JSONL), needles=("train.jsonl", "line 2"),
+      local(**JSONL), needles=("train.jsonl, line 2",),
       setup=files(train__jsonl=jsonl(GOOD[0], {"text": None, "label": "pos"}, *GOOD[1:]),
                   dev__jsonl=GOOD_JSONL)),
     P("jsonl_list_text", "5", "run teacher", "JSONL row whose text is a list",
-      local(**JSONL), needles=("train.jsonl", "line 2"),
+      local(**JSONL), needles=("train.jsonl, line 2",),
       setup=files(train__jsonl=jsonl(GOOD[0], {"text": ["a", "b"], "label": "pos"}, *GOOD[1:]),
                   dev__jsonl=GOOD_JSONL)),
     P("jsonl_number_text", "5", "run teacher", "JSONL row whose text is a number",
-      local(**JSONL), needles=("train.jsonl", "line 2"),
+      local(**JSONL), needles=("train.jsonl, line 2",),
       setup=files(train__jsonl=jsonl(GOOD[0], {"text": 123, "label": "pos"}, *GOOD[1:]),
                   dev__jsonl=GOOD_JSONL)),
     P("jsonl_invalid", "5", "run teacher", "JSONL line that is not JSON",
-      local(**JSONL), needles=("train.jsonl", "line 2"),
+      local(**JSONL), needles=("train.jsonl, line 2",),
       setup=files(train__jsonl=GOOD_JSONL.replace("\n", "\n{oops\n", 1), dev__jsonl=GOOD_JSONL)),
     P("csv_duplicate_header", "5", "run teacher", "CSV header with 'label' twice",
       local(train="train.csv", dev="dev.csv"), needles=("train.csv", "label"),
@@ -516,7 +517,7 @@ PROBES += [
           "\n", ",pos\n").replace("text,label,label,pos", "text,label,label"),
           dev__csv=rows(sep=","))),
     P("tsv_non_utf8", "5", "run teacher", "TSV with a Latin-1 byte on line 3",
-      local(), needles=("train.tsv", "line 3"),
+      local(), needles=("train.tsv, line 3",),
       setup=files(train__tsv=rows().replace("bad movie number 1", "caf\xe9 1").encode("latin-1"),
                   dev__tsv=rows())),
     P("empty_train", "5", "run teacher", "empty (0-byte) training file", local(),
@@ -532,21 +533,21 @@ PROBES += [
       setup=files(train__tsv=rows(),
                   dev__tsv=rows().replace("\tpos", "\t1").replace("\tneg", "\t0"))),
     P("regression_nan_target", "5", "run teacher", "regression target 'nan'",
-      local(*REGRESSION), needles=("train.tsv", "line 3"),
+      local(*REGRESSION), needles=("train.tsv, line 3",),
       setup=files(train__tsv=rows().replace("\tpos", "\t4.0").replace("\tneg", "\t1.0")
                   .replace("number 1\t1.0", "number 1\tnan"),
                   dev__tsv=rows().replace("\tpos", "\t4.0").replace("\tneg", "\t1.0"))),
     P("regression_inf_target", "5", "run teacher", "regression target 'inf'",
-      local(*REGRESSION), needles=("train.tsv", "line 3"),
+      local(*REGRESSION), needles=("train.tsv, line 3",),
       setup=files(train__tsv=rows().replace("\tpos", "\t4.0").replace("\tneg", "\t1.0")
                   .replace("number 1\t1.0", "number 1\tinf"),
                   dev__tsv=rows().replace("\tpos", "\t4.0").replace("\tneg", "\t1.0"))),
     P("malformed_tsv_row", "5", "run teacher", "TSV row without its label column", local(),
-      needles=("train.tsv", "line 3"),
+      needles=("train.tsv, line 3",),
       setup=files(train__tsv=rows().replace("bad movie number 1\tneg", "no label here"),
                   dev__tsv=rows())),
     P("label_outside_set", "5", "run teacher", "label 'neutral' outside label_names", local(),
-      needles=("train.tsv", "line 3", "neutral"),
+      needles=("train.tsv, line 3", "neutral"),
       setup=files(train__tsv=rows().replace("number 1\tneg", "number 1\tneutral"),
                   dev__tsv=rows())),
     P("missing_text_column", "5", "run teacher", "task.source.text_column=review (absent)",
@@ -577,7 +578,7 @@ PROBES += [
                                                    '"good, movie\nnumber 0"'),
                   dev__csv=rows(sep=",")), check=data_size("train", 16)),
     P("placeholder_label", "5", "run teacher", "label '-' in a labelled split", local(),
-      needles=("train.tsv", "line 3"),
+      needles=("train.tsv, line 3",),
       setup=files(train__tsv=rows().replace("number 1\tneg", "number 1\t-"), dev__tsv=rows())),
 ]
 

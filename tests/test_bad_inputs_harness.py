@@ -3,8 +3,10 @@ check, the leftovers check, the needles and the exit status each decide a verdic
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,52 @@ def test_a_command_the_harness_had_to_kill_is_not_handled():
     probe = Probe("p", "1", "run", "x")
     assert _verdict(probe, -9, f"training...\n{bad_inputs.KILLED} after 90s") == "NOT handled"
     assert _verdict(probe, -9, "training...") == "handled"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_what_a_command_leaves_running_is_killed_after_the_probe(tmp_path):
+    spawn = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+             "'import time; time.sleep(120)']); open('{out}/pid', 'w').write(str(p.pid))")
+    probe = Probe("orphan", "1", "python", "leave a child", ["-c", spawn], expect="ok")
+    row = bad_inputs.run_probe(probe, tmp_path)
+    pid = int((Path(row["sandbox"]) / "outputs" / "pid").read_text())
+    for _ in range(50):
+        if not _alive(pid):
+            break
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_reused_rows_are_kept_and_probes_past_the_deadline_are_not_run(tmp_path):
+    old = {"id": "unknown_key", "class": "other", "entry": "run", "what": "x", "exit": 1,
+           "seconds": 1.0, "verdict": "handled", "why": "from an earlier run"}
+    (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
+    bad_inputs.main(["--out", str(tmp_path / "res"), "--only", "unknown_key,unknown_stage",
+                     "--reuse", str(tmp_path / "old.jsonl"), "--deadline", "0", "--label", "t"])
+    rows = {r["id"]: r for r in json.loads((tmp_path / "res" / "t.json").read_text())["results"]}
+    assert rows["unknown_key"]["why"] == "from an earlier run"
+    assert rows["unknown_stage"]["verdict"] == "not run"
+    assert "| not run |" in (tmp_path / "res" / "t.md").read_text()
+
+
+def test_probes_run_round_robin_over_classes():
+    order = [p.cls for p in bad_inputs.interleave(PROBES)]
+    classes = len({p.cls for p in PROBES})
+    assert len(set(order[:classes])) == classes
+    assert sorted(p.id for p in bad_inputs.interleave(PROBES)) == sorted(p.id for p in PROBES)
+
+
+def test_needles_count_only_in_the_message_not_in_traceback_source_lines():
+    probe = Probe("p", "5", "run", "x", needles=("max_epochs",))
+    text = ('Traceback (most recent call last):\n  File "trainer.py", line 9, in fit\n'
+            "    assert isinstance(max_epochs, int)\n           ^^^^^^^^^^\nAssertionError\n")
+    assert _verdict(probe, 1, text) == "NOT handled"
+    assert _verdict(probe, 1, text + "ValueError: trainer.max_epochs=1.5: not an integer\n") \
+        == "handled"
