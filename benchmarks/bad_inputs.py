@@ -149,16 +149,12 @@ def last_error(text: str) -> str:
 
 
 def message(text: str, tail: int = 40) -> str:
-    """The last ``tail`` lines minus traceback frames and their source lines: what the user is
-    told. Needles are looked for here only, so an echoed override or a source line that happens
-    to contain the key does not count as naming the culprit."""
-    lines, out, skip = text.splitlines()[-tail:], [], False
-    for line in lines:
-        frame = line.lstrip().startswith('File "')
-        if not (frame or skip or set(line.strip()) <= set("^~ ")):
-            out.append(line)
-        skip = frame
-    return "\n".join(out)
+    """What the user is told: the last ``tail`` lines minus indented ones (traceback frames and
+    their source lines) and Hydra's echo of the overrides. Needles are looked for here only, so
+    an echoed override or a source line that contains the key does not name the culprit."""
+    lines = text.splitlines()[-tail:]
+    return "\n".join(line for line in lines if line[:1] not in (" ", "\t")
+                     and not line.startswith("Error executing job with overrides"))
 
 
 def outputs_state(outputs: Path) -> dict[str, list[str]]:

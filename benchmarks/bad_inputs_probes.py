@@ -640,7 +640,9 @@ PROBES += [
       "metrics.json is neither refused nor named"),
     P("report_unknown_metric", "7", "report", "report.yaml metric key val/f2 (absent)",
       [*REPORT, SWEEP, "--config", "{work}/report.yaml"], needles=("val/f2",),
-      setup=both(sweep("mrpc"), report_yaml(metrics=[{"key": "val/f2"}]))),
+      setup=both(sweep("mrpc"), report_yaml(metrics=[{"key": "val/f2"}])),
+      check=lambda sb, c, t: None if "val/f2" in t.strip().splitlines()[-1] else "the error "
+      "it stops with does not name val/f2 (a warning before it does)"),
     P("report_unknown_config_key", "7", "report", "report.yaml with an unknown key",
       [*REPORT, SWEEP, "--config", "{work}/report.yaml"], needles=("group_bye",),
       setup=both(sweep("mrpc"), report_yaml(group_bye=["loss"]))),
@@ -699,8 +701,11 @@ PROBES += [
           "later": TINY_STEP})),
     P("recipe_bad_reference_key", "other", "recipe", "{teacher:no_such_key}",
       [*RECIPE, *RECIPE_OUT], needles=("no_such_key",),
-      setup=recipe_file({"teacher": TINY_STEP, "b": {"config": "distill", "overrides": [
-          *DISTILL[4:], "teacher=path", "teacher.name_or_path={teacher:no_such_key}"]}})),
+      setup=both(recipe_file({"teacher": TINY_STEP}),  # the first step done beforehand
+                 lambda sb: must(*sb.run([*RECIPE, *RECIPE_OUT], "setup"), "first step"),
+                 recipe_file({"teacher": TINY_STEP, "b": {"config": "distill", "overrides": [
+                     *DISTILL[4:], "teacher=path",
+                     "teacher.name_or_path={teacher:no_such_key}"]}}))),
     P("recipe_failing_step", "other", "recipe", "a step with a bad override: the recipe stops "
       "naming it", [*RECIPE, *RECIPE_OUT], needles=("teacher", "max_epoch"),
       setup=recipe_file({"teacher": {"config": "teacher",

@@ -148,5 +148,7 @@ def test_needles_count_only_in_the_message_not_in_traceback_source_lines():
     text = ('Traceback (most recent call last):\n  File "trainer.py", line 9, in fit\n'
             "    assert isinstance(max_epochs, int)\n           ^^^^^^^^^^\nAssertionError\n")
     assert _verdict(probe, 1, text) == "NOT handled"
+    echo = "Error executing job with overrides: ['trainer.max_epochs=1.5']\n"
+    assert _verdict(probe, 1, echo + "AssertionError\n") == "NOT handled"
     assert _verdict(probe, 1, text + "ValueError: trainer.max_epochs=1.5: not an integer\n") \
         == "handled"
