@@ -151,6 +151,16 @@ def signal_run(sig: int, needle: str = "training:", child: bool = False) -> Call
     return action
 
 
+def nothing_left_running(sb: Any, code: int, text: str) -> str | None:
+    """No process of the command's session outlives it (a recipe's step after the recipe)."""
+    time.sleep(3)
+    try:
+        os.killpg(sb.procs[0].pid, 0)
+    except ProcessLookupError:
+        return None
+    return "a process of the command (its running step) is still alive after it exited"
+
+
 def kill9_then_rerun(needle: str, first: int = 0) -> Callable:
     """``kill -9`` the command once ``needle`` appears (or a file under outputs matching it),
     then run the same command again; returns the second run's code and output."""
@@ -385,8 +395,8 @@ PROBES: list[Probe] = [
       [*RECIPE, *RECIPE_OUT], needles=("signal", "teacher"),
       setup=recipe_file({"teacher": {"config": "teacher", "overrides": TEACHER[4:] + LONG}}),
       action=signal_run(signal.SIGTERM, child=True)),
-    P("sigterm_recipe", "1", "recipe", "SIGTERM to the recipe process itself",
-      [*RECIPE, *RECIPE_OUT],
+    P("sigterm_recipe", "1", "recipe", "SIGTERM to the recipe process itself: it and its "
+      "running step stop", [*RECIPE, *RECIPE_OUT], check=nothing_left_running,
       setup=recipe_file({"teacher": {"config": "teacher", "overrides": TEACHER[4:] + LONG}}),
       action=signal_run(signal.SIGTERM)),
     P("amoc_selects_nothing", "1", "run amoc_tiny", "AMoC search whose regression is refused "
