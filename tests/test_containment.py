@@ -126,11 +126,12 @@ def test_recipe_step_names_are_checked_before_the_first_step_runs(tmp_path, monk
     assert calls == []
 
 
-def test_recipe_name_stays_under_outputs_recipes(tmp_path, monkeypatch):
+def test_recipe_name_stays_under_outputs_recipes(tmp_path, monkeypatch, capsys):
     from lmcompress import recipe
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.yaml"
     path.write_text(yaml.safe_dump({"name": "/tmp/evil", "steps": {"a": {"config": "teacher"}}}))
-    with pytest.raises(PathEscapeError, match=r"evil.yaml: name=/tmp/evil: an absolute path"):
-        recipe.main([str(path), "--dry-run"])
+    assert recipe.main([str(path), "--dry-run"]) == 2  # refused with a message, no traceback
+    assert "evil.yaml: name=/tmp/evil: an absolute path" in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()

@@ -119,7 +119,7 @@ def test_search_starts_from_the_best_checkpoint_not_the_last_weights(make_cfg, m
     cfg = make_cfg("amoc_tiny", "task=tiny_electronics", "trainer.max_epochs=2",
                    "callbacks.best.monitor=epoch", "callbacks.best.mode=min",
                    "callbacks.amoc.budgets=[1]", "callbacks.amoc.independent_subset=0",
-                   "test=false", "export=false", SPY)
+                   "callbacks.amoc.features_only=true", "test=false", "export=false", SPY)
     with pytest.raises(_Stop):
         run_stage(cfg)
     (path,) = Path(cfg.callbacks.best.dirpath).glob("best-*.ckpt")
