@@ -1,0 +1,71 @@
+"""A new user's first hour (issue 22): the bare chain finds each stage's input, one quick switch.
+
+Composition only (no training): each stage's default publish name is the one the next stage's
+default teacher reads, and ``+quick=on`` shortens any stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from lmcompress.models.hub import ModelResolutionError, resolve_model_path
+from lmcompress.utils.paths import conf_dir, register_resolvers
+
+register_resolvers()
+
+
+def _compose(stage: str, *overrides: str):
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf_dir()), version_base="1.3"):
+            return compose(stage, overrides=["paths.log_dir=/tmp/lmc", *overrides])
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _published_path(cfg) -> Path:
+    return Path(cfg.paths.artifact_dir) / "teachers" / cfg.publish_as
+
+
+def test_bare_teacher_publishes_what_bare_distill_and_dynabert_read():
+    teacher = _compose("teacher")
+    assert teacher.publish_as and teacher.publish_overwrite is True  # re-running must not fail
+    for stage in ("distill", "dynabert"):
+        assert Path(_compose(stage).teacher.name_or_path) == _published_path(teacher), stage
+
+
+def test_bare_dynabert_phase1_publishes_the_phase2_teacher():
+    phase1 = _compose("dynabert")
+    phase2 = _compose("dynabert", "phase=width_depth", "loss=dynabert_wd",
+                      "teacher=generated_dynabert_w")
+    assert Path(phase2.teacher.name_or_path) == _published_path(phase1)
+    assert phase2.publish_as is None  # phase 2 must not overwrite its own teacher
+
+
+@pytest.mark.parametrize("overrides", [("task=tiny",), ("model=tiny",),
+                                       ("task=glue/sst2",)])
+def test_other_teachers_publish_nothing_by_default(overrides):
+    # an SST-2 or tiny teacher published as generated_minilm_l6 would mislead the next stage
+    assert _compose("teacher", *overrides).publish_as is None
+
+
+@pytest.mark.parametrize("stage, extra", [
+    ("teacher", ()), ("distill", ()), ("dynabert", ()),
+    ("dynabert", ("phase=width_depth", "loss=dynabert_wd", "teacher=generated_dynabert_w")),
+    ("amoc", ("experiment=amoc_generated",)),
+    ("teacher", ("experiment=sst2_teacher_cpu",))])
+def test_quick_switch_shortens_any_stage(stage, extra):
+    full, quick = _compose(stage, *extra), _compose(stage, *extra, "+quick=on")
+    assert full.data.train_limit is None
+    assert (quick.data.train_limit, quick.data.eval_limit, quick.trainer.max_epochs) == (
+        256, 128, 1)
+    assert quick.data.limit_sample is True
+
+
+def test_missing_published_teacher_names_the_publishing_command(tmp_path):
+    with pytest.raises(ModelResolutionError, match="publish_as=generated_minilm_l6"):
+        resolve_model_path(str(tmp_path / "teachers" / "generated_minilm_l6"))
