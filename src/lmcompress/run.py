@@ -98,7 +98,11 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     if publish_to is not None:
         result["published"] = artifacts.publish(
             exports[getattr(module, "published_submodel", "")], publish_to)
+    delete = bool(cfg.get("delete_checkpoints") and exports)
+    result["checkpoints_deleted"] = delete
     write_json_atomic(out / "metrics.json", result)
+    if delete:
+        artifacts.delete_checkpoints(out)
     log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
     log.info("run folder: %s", out)
     return result
