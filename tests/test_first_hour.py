@@ -69,3 +69,17 @@ def test_quick_switch_shortens_any_stage(stage, extra):
 def test_missing_published_teacher_names_the_publishing_command(tmp_path):
     with pytest.raises(ModelResolutionError, match="publish_as=generated_minilm_l6"):
         resolve_model_path(str(tmp_path / "teachers" / "generated_minilm_l6"))
+
+
+def test_dev_line_names_the_mean_and_prints_the_grid():
+    from lmcompress.utils.evaluation import dev_lines
+
+    subnets = [f"w{w:.2f}_d{d:.2f}" for w in (1.0, 0.5) for d in (1.0, 0.5)]
+    val = {"val/accuracy": 0.6, **{f"val/accuracy/{n}": v for n, v in zip(
+        subnets, (0.9, 0.7, 0.5, 0.3), strict=True)}}
+    head, columns, *rows = dev_lines(val, subnets)
+    assert "mean over 4 sub-networks" in head and "val/accuracy=0.6000" in head
+    assert columns.split()[1:] == ["d1.00", "d0.50"]
+    assert [r.split() for r in rows] == [["w1.00", "0.9000", "0.7000"],
+                                         ["w0.50", "0.5000", "0.3000"]]
+    assert dev_lines({"val/accuracy": 0.8}, [""]) == ["dev val/accuracy=0.8000"]

@@ -26,7 +26,7 @@ from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
 from lmcompress.utils.checks import check_launch, check_max_length, check_plan, check_took_steps
-from lmcompress.utils.evaluation import evaluate, submodel_entries
+from lmcompress.utils.evaluation import dev_lines, evaluate, submodel_entries
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
 from lmcompress.utils.latency import measure_latency
@@ -103,7 +103,8 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
     write_json_atomic(out / "metrics.json", result)
     if delete:
         artifacts.delete_checkpoints(out)
-    log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
+    for line in dev_lines(scores["val"], module.subnets(), getattr(module, "aggregate", "mean")):
+        log.info("%s", line)
     log.info("run folder: %s", out)
     return result
 
