@@ -83,3 +83,28 @@ def test_dev_line_names_the_mean_and_prints_the_grid():
     assert [r.split() for r in rows] == [["w1.00", "0.9000", "0.7000"],
                                          ["w0.50", "0.5000", "0.3000"]]
     assert dev_lines({"val/accuracy": 0.8}, [""]) == ["dev val/accuracy=0.8000"]
+
+
+def test_stage_failure_traceback_goes_to_run_log_not_twice_to_console(tmp_path):
+    import io
+    import logging
+
+    from lmcompress.utils.task_wrapper import task_wrapper
+
+    stream, root = io.StringIO(), logging.getLogger()
+    console, file = logging.StreamHandler(stream), logging.FileHandler(tmp_path / "run.log")
+    root.addHandler(console), root.addHandler(file)
+
+    @task_wrapper
+    def stage():
+        raise ValueError("data.max_length=999 exceeds the model's 512 positions")
+
+    try:
+        with pytest.raises(ValueError):
+            stage()  # Hydra prints this traceback to the console, message last
+    finally:
+        root.removeHandler(console), root.removeHandler(file)
+        file.close()
+    assert "Traceback" not in stream.getvalue()
+    logged = (tmp_path / "run.log").read_text()
+    assert "stage failed" in logged and "Traceback" in logged and "max_length=999" in logged
