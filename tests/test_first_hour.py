@@ -108,3 +108,18 @@ def test_stage_failure_traceback_goes_to_run_log_not_twice_to_console(tmp_path):
     assert "Traceback" not in stream.getvalue()
     logged = (tmp_path / "run.log").read_text()
     assert "stage failed" in logged and "Traceback" in logged and "max_length=999" in logged
+
+
+@pytest.mark.parametrize("message", [
+    "Checkpoint directory /x/checkpoints exists and is not empty.",
+    "Found 1 module(s) in eval mode at the start of training. This may lead to unexpected "
+    "behavior during training."])
+def test_lightning_noise_is_silenced(message):
+    import warnings
+
+    from lmcompress.utils.logs import quiet_libraries
+
+    with warnings.catch_warnings(record=True) as seen:
+        quiet_libraries()
+        warnings.warn(message, UserWarning, stacklevel=1)
+    assert not seen
