@@ -123,3 +123,18 @@ def test_lightning_noise_is_silenced(message):
         quiet_libraries()
         warnings.warn(message, UserWarning, stacklevel=1)
     assert not seen
+
+
+def test_seed_plot_marks_the_trivial_baseline():
+    import pandas as pd
+
+    from lmcompress.report.config import Baseline, Metric
+    from lmcompress.report.plots import seeds_figure
+
+    jobs = pd.DataFrame({"loss": ["kd", "kd", "ce", "ce"], "val/f1": [0.83, 0.84, 0.82, 0.81]})
+    majority = Baseline("majority class", {"val/f1": 0.8122}, "279 of 408 dev pairs")
+    other = Baseline("chance", {"val/accuracy": 0.5}, "two classes")  # another metric: not drawn
+    fig = seeds_figure(jobs, ["loss"], [Metric("val/f1", scale=100.0)], baselines=[majority, other])
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() in ("majority class", "chance")]
+    assert [(ln.get_label(), ln.get_ydata()[0]) for ln in lines] == [
+        ("majority class", pytest.approx(81.22))]

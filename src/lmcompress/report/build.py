@@ -169,7 +169,7 @@ def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: l
         files.append(tradeoff_plot(points, cost, label, metrics[0], path, cfg.title, references))
     if "seeds" in cfg.plots:
         files.append(seeds_plot(jobs, group_by, metrics, out / f"{cfg.name}_seeds.png",
-                                cfg.title))
+                                cfg.title, cfg.baselines))
     return files
 
 
