@@ -60,6 +60,7 @@ def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     seeds = sorted(json.loads((j / "metrics.json").read_text())["seed"] for j in _jobs(tmp_path))
     assert seeds == [1, 2] and list((tmp_path / ".submitit").iterdir())
+    assert not list(tmp_path.rglob("%j")), "a literal %j folder: submitit_folder in launcher/local"
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
 from lmcompress.utils.checks import check_launch, check_max_length, check_plan, check_took_steps
-from lmcompress.utils.evaluation import evaluate, submodel_entries
+from lmcompress.utils.evaluation import dev_lines, evaluate, submodel_entries
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
 from lmcompress.utils.latency import measure_latency
@@ -110,8 +110,13 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
     if publish_to is not None:
         result["published"] = artifacts.publish(
             exports[module.published_submodel], publish_to)
+    delete = bool(cfg.get("delete_checkpoints") and exports)
+    result["checkpoints_deleted"] = delete
     write_json_atomic(out / "metrics.json", result)
-    log.info("dev %s", {k: round(v, 4) for k, v in scores["val"].items() if k.count("/") == 1})
+    if delete:
+        artifacts.delete_checkpoints(out)
+    for line in dev_lines(scores["val"], module.subnets(), getattr(module, "aggregate", "mean")):
+        log.info("%s", line)
     log.info("run folder: %s", out)
     return result
 

@@ -105,6 +105,16 @@ def hub_offline_reason(extra_vars: tuple[str, ...] = ()) -> str | None:
     return None
 
 
+def _unpublished_hint(path: Path) -> str:
+    """For ``<artifact_dir>/teachers/<name>``: how that teacher gets published."""
+    if path.parent.name != "teachers":
+        return ""
+    return (f": no run has published the teacher '{path.name}' yet. Publish it first with the "
+            f"stage that trains it, e.g. `python -m lmcompress.run -cn teacher "
+            f"publish_as={path.name}` with that teacher's task and model (its conf/teacher/*.yaml "
+            "names the command), or set teacher=path teacher.name_or_path=<a run's export/>")
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """Turn a model reference into something ``from_pretrained`` loads without network surprises.
 
@@ -120,7 +130,8 @@ def resolve_model_path(name_or_path: str) -> str:
             raise ModelResolutionError(f"model directory '{path}' has no config.json")
         return str(path)
     if path.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1:
-        raise ModelResolutionError(f"model directory '{name_or_path}' does not exist")
+        raise ModelResolutionError(f"model directory '{name_or_path}' does not exist"
+                                   + _unpublished_hint(path))
     try:  # a hub id already in the local cache needs no network
         AutoConfig.from_pretrained(name_or_path, local_files_only=True)
         return name_or_path

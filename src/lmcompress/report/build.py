@@ -186,7 +186,7 @@ def plots(jobs: pd.DataFrame, cfg: ReportConfig, group_by: list[str], metrics: l
     if "seeds" in cfg.plots:
         files.append(seeds_plot(jobs, group_by, metrics,
                                 inside(out, f"{cfg.name}_seeds.png", "report.yaml name"),
-                                cfg.title))
+                                cfg.title, cfg.baselines))
     return files
 
 

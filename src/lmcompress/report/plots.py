@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from lmcompress.report.config import Metric
+from lmcompress.report.config import Baseline, Metric
 from lmcompress.report.stats import pareto_front
 
 FRONT_COLOR = "tab:red"
@@ -69,8 +69,15 @@ def tradeoff_plot(points: pd.DataFrame, cost: str, cost_label: str, metric: Metr
 
 
 def seeds_plot(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Metric],
-               path: Path, title: str = "") -> Path:
+               path: Path, title: str = "", baselines: Sequence[Baseline] = ()) -> Path:
     """Per metric, a box per group with every seed's score drawn on top."""
+    seeds_figure(jobs, group_by, metrics, title, baselines).savefig(path, dpi=150)
+    return path
+
+
+def seeds_figure(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Metric],
+                 title: str = "", baselines: Sequence[Baseline] = ()) -> Figure:
+    """The figure of :func:`seeds_plot`; each trivial baseline of a metric as a dashed line."""
     metrics = [m for m in metrics if m.key in jobs and jobs[m.key].notna().any()]
     all_labels, all_parts = _group_labels(jobs, group_by)
     width = min(14.0, max(5.0, 0.9 * len(all_labels) + 2))
@@ -91,13 +98,18 @@ def seeds_plot(jobs: pd.DataFrame, group_by: Sequence[str], metrics: Sequence[Me
                        color="tab:blue", zorder=3)
         ax.set_xticks(positions, labels, rotation=30 if many else 0,
                       ha="right" if many else "center", fontsize=8)
+        marked = [b for b in baselines if metric.key in b.values]
+        for baseline, style in zip(marked, ("--", ":", "-."), strict=False):
+            ax.axhline(baseline.values[metric.key] * metric.scale, color="0.4", linestyle=style,
+                       linewidth=1, label=baseline.name)
+        if marked:
+            ax.legend(fontsize=8)
         ax.set_ylabel(metric.label)
         ax.set_xlabel(" / ".join(group_by))
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(_wrap(title or "spread over seeds", fig), fontsize=10)
     axes[0].set_title("one dot per seed", fontsize=8)
-    fig.savefig(path, dpi=150)
-    return path
+    return fig
 
 
 def _group_labels(jobs: pd.DataFrame, group_by: Sequence[str]

@@ -97,3 +97,12 @@ def publish(export_dir: str, target: Path) -> str:
     shutil.rmtree(old, ignore_errors=True)
     log.info("published %s -> %s", export_dir, target)
     return str(target)
+
+
+def delete_checkpoints(out: Path) -> int:
+    """Remove ``out/checkpoints`` (``delete_checkpoints=true``, after a successful export)."""
+    folder = out / "checkpoints"
+    freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("deleted %s (%.0f MB; delete_checkpoints=true)", folder, freed / 2**20)
+    return freed

@@ -52,3 +52,29 @@ def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str
             entry["model"] = stats(models[name])
         entries[name] = entry
     return entries
+
+
+def dev_lines(val: dict[str, float], subnets: list[str], aggregate: str = "mean") -> list[str]:
+    """The console's dev summary; for a sub-network grid, what ``val/<metric>`` aggregates.
+
+    ``val/<metric>`` of a DynaBERT run is ``module.aggregate`` over the grid: the line says so,
+    then prints the grid, one row per width, one column per depth.
+    """
+    top = {k: v for k, v in val.items() if k.count("/") == 1 and not k.endswith("_best")}
+    head = " ".join(f"{k}={v:.4f}" for k, v in top.items())
+    if "" in subnets or len(subnets) < 2:
+        return [f"dev {head}"]
+    lines = [f"dev {head} ({aggregate} over {len(subnets)} sub-networks, grid below)"]
+    for key in top:
+        cells = {name: val.get(f"{key}/{name}") for name in subnets}
+        pairs = [name.split("_") for name in subnets]
+        if not all(len(p) == 2 for p in pairs):
+            lines.append(f"  {key}: " + " ".join(f"{n}={v:.4f}" for n, v in cells.items()))
+            continue
+        widths, depths = dict.fromkeys(p[0] for p in pairs), dict.fromkeys(p[1] for p in pairs)
+        lines.append(f"  {key:<16}" + "".join(f"{d:>8}" for d in depths))
+        for w in widths:
+            row = (cells.get(f"{w}_{d}") for d in depths)
+            lines.append(f"  {w:<16}" + "".join("       -" if v is None else f"{v:8.4f}"
+                                               for v in row))
+    return lines

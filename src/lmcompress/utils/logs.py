@@ -8,7 +8,11 @@ import warnings
 
 
 def quiet_libraries() -> None:
-    """Silence wandb's banner, transformers' weight-loading reports and Lightning's tips."""
+    """Silence wandb's banner, transformers' weight-loading reports and Lightning's tips.
+
+    Lightning's "Found N module(s) in eval mode" is the frozen teacher, in eval mode on purpose
+    (modules/teacher.py); "Checkpoint directory ... is not empty" is every resume.
+    """
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -22,5 +26,7 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*Found .* module\\(s\\) in eval mode.*",
                     ".*LeafSpec.*", ".*will save all targets.*", ".*set_vital.*",
-                    ".*smaller than the logging interval.*"):
+                    ".*smaller than the logging interval.*",
+                    # resume re-uses the run folder by design: its checkpoints/ holds last.ckpt
+                    ".*Checkpoint directory .* exists and is not empty.*"):
         warnings.filterwarnings("ignore", message=pattern)

@@ -93,6 +93,19 @@ def _finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
+def _log_to_files(message: str) -> None:
+    """The current exception's traceback into the log files (``run.log``) only.
+
+    Hydra prints the same traceback to the console when the exception reaches it, ending with the
+    message; logging it to the console here too printed it twice, the message buried mid-screen.
+    """
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, (), sys.exc_info())
+    for logger in (log, logging.getLogger()):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+
+
 def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a stage function ``fn(cfg)`` as described in the module docstring."""
 
@@ -108,7 +121,7 @@ def task_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
                 if record["signal"]:
                     log.error("stage %s (exit status %d)", record["reason"], record["exit_code"])
                 else:
-                    log.exception("stage failed")
+                    _log_to_files("stage failed")
                 if out is not None:
                     write_json_atomic(out / STATUS_FILE, record)
                 _finish_wandb(1)
