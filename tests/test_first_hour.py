@@ -40,7 +40,7 @@ def test_bare_teacher_publishes_what_bare_distill_and_dynabert_read():
 
 def test_bare_dynabert_phase1_publishes_the_phase2_teacher():
     phase1 = _compose("dynabert")
-    phase2 = _compose("dynabert", "phase=width_depth", "loss=dynabert_wd",
+    phase2 = _compose("dynabert", "phase=width_depth",
                       "teacher=generated_dynabert_w")
     assert Path(phase2.teacher.name_or_path) == _published_path(phase1)
     assert phase2.publish_as is None  # phase 2 must not overwrite its own teacher
@@ -55,7 +55,7 @@ def test_other_teachers_publish_nothing_by_default(overrides):
 
 @pytest.mark.parametrize("stage, extra", [
     ("teacher", ()), ("distill", ()), ("dynabert", ()),
-    ("dynabert", ("phase=width_depth", "loss=dynabert_wd", "teacher=generated_dynabert_w")),
+    ("dynabert", ("phase=width_depth", "teacher=generated_dynabert_w")),
     ("amoc", ("experiment=amoc_generated",)),
     ("teacher", ("experiment=sst2_teacher_cpu",))])
 def test_quick_switch_shortens_any_stage(stage, extra):
