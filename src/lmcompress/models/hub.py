@@ -195,7 +195,9 @@ def build_model(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PreTrain
         AutoModelForSequenceClassification
     )
     if spec.pretrained and spec.name_or_path is not None:
-        return auto.from_pretrained(resolve_model_path(spec.name_or_path), config=config)
+        model = auto.from_pretrained(resolve_model_path(spec.name_or_path), config=config)
+        check_finite_weights(model, spec.name_or_path, key)  # every stage's loaded weights
+        return model
     return auto.from_config(config)
 
 

@@ -35,6 +35,7 @@ def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
     if spec.checkpoint:
         teacher, trained_for = from_checkpoint(Path(spec.checkpoint))
         check_trained_for(trained_for, task, spec.checkpoint)
+        check_finite_weights(teacher, spec.checkpoint)  # exports are checked by build_model
     else:
         # what the export says it was trained on, read before the task's labels are applied, and
         # checked before loading (another kind's head would fail to load with a size error)
@@ -42,8 +43,6 @@ def build_teacher(spec: TeacherSpec, task: TaskSpec) -> PreTrainedModel:
             check_trained_for(AutoConfig.from_pretrained(resolve_model_path(spec.name_or_path)),
                                task, spec.name_or_path)
         teacher = build_model(spec, task, key="teacher")
-    check_finite_weights(teacher, spec.checkpoint or (spec.name_or_path if spec.pretrained
-                                                      else None))
     return teacher
 
 
