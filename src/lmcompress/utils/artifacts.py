@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lmcompress.utils.checkpoints import read_checkpoint
-from lmcompress.utils.io import copy_tree, write_json_atomic
+from lmcompress.utils.io import apply_umask, copy_tree, write_json_atomic
 from lmcompress.utils.safe_paths import inside
 
 log = logging.getLogger("lmcompress")
@@ -40,7 +40,7 @@ def export(module: Any, tokenizer: Any, out: Path) -> dict[str, str]:
         folder = inside(out / "export", name, "sub-model name") if name else out / "export"
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        folders[name] = str(folder)
+        folders[name] = str(apply_umask(folder))
     return folders
 
 

@@ -75,6 +75,19 @@ def write_csv_atomic(path: str | Path, table: Any) -> Path:
     return Path(path)
 
 
+def apply_umask(folder: str | Path) -> Path:
+    """Give every file under ``folder`` the mode the umask allows (``0o666 & ~umask``).
+
+    For files written by libraries that create them privately: ``save_pretrained``'s
+    safetensors writer leaves ``model.safetensors`` at 0600 whatever the umask.
+    """
+    mode = 0o666 & ~current_umask()
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
+    return Path(folder)
+
+
 def copy_tree(src: str | Path, dst: str | Path) -> Path:
     """Copy a folder's files and sub-folders; modes come from the umask, not from ``src``.
 
