@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from lmcompress.utils.io import write_json_atomic
+from lmcompress.utils.paths import output_root
 from lmcompress.utils.safe_paths import inside
 from lmcompress.utils.task_wrapper import STATUS_FILE
 
@@ -124,9 +125,9 @@ def is_done(name: str, folder: Path, record: dict[str, Any]) -> bool:
     differ = record_differences(json.loads(saved_path.read_text()), record)
     if differ:
         raise RecipeError(
-            f"step '{name}': {folder} was run with another config ({'; '.join(differ)}); its "
-            "results would not be this recipe's. Delete the folder to rerun the step, or use "
-            "another --out")
+            f"step '{name}': {folder} was run with another config (changed: "
+            f"{'; '.join(differ)}); its results would not be this recipe's. Delete the folder "
+            "to rerun the step, or use another --out")
     return finished
 
 
@@ -212,12 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmcompress.recipe",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path)
-    parser.add_argument("--out", type=Path, help="default: outputs/recipes/<recipe name>")
+    parser.add_argument("--out", type=Path, help="default: <output root>/recipes/<recipe name> "
+                        "(the output root: $LMCOMPRESS_OUTPUT_DIR, else the checkout's outputs/)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     recipe = load_recipe(args.recipe)
     try:
-        out = args.out or inside(Path("outputs") / "recipes",
+        out = args.out or inside(output_root() / "recipes",
                                  recipe.get("name", args.recipe.stem), f"{args.recipe}: name")
         done = run_steps(recipe, out, args.dry_run)
     except StepFailed as err:

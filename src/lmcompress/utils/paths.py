@@ -62,6 +62,15 @@ def repo_root() -> str:
     return str(conf_dir().parent)
 
 
+def output_root() -> Path:
+    """Where runs write: ``$LMCOMPRESS_OUTPUT_DIR``, else ``outputs/`` of the checkout.
+
+    The same rule as ``paths.log_dir`` in ``conf/paths/default.yaml``, for commands that are
+    not Hydra runs (the recipe).
+    """
+    return Path(os.environ.get("LMCOMPRESS_OUTPUT_DIR") or Path(repo_root()) / "outputs")
+
+
 def register_resolvers() -> None:
     """Register ``${lmc_root:}`` (idempotent)."""
     if not OmegaConf.has_resolver("lmc_root"):
