@@ -28,7 +28,13 @@ from lmcompress.modules.protocol import Stage, check_stage
 from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
-from lmcompress.utils.checks import check_launch, check_max_length, check_plan, check_took_steps
+from lmcompress.utils.checks import (
+    check_launch,
+    check_max_length,
+    check_plan,
+    check_seed,
+    check_took_steps,
+)
 from lmcompress.utils.evaluation import dev_lines, evaluate, submodel_entries
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
@@ -64,6 +70,7 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
 
 def _stage(cfg: DictConfig) -> dict[str, Any]:
     start, out = time.time(), Path(cfg.paths.output_dir)
+    check_seed(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     check_launch(cfg)
     if cfg.fit:

@@ -34,6 +34,13 @@ def check_numbers(cfg: DictConfig) -> None:
             raise ValueError(f"{key}={value!r}: must be {allowed}")
 
 
+def check_seed(cfg: DictConfig) -> None:
+    """Refuse a ``seed`` that is not an integer numpy and torch can both take (0 to 2**32-1)."""
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r}: must be an integer from 0 to {2**32 - 1}")
+
+
 def check_plan(cfg: DictConfig) -> None:
     """Refuse trainer settings that plan zero optimizer steps (an untrained export, exit 0).
 
