@@ -49,3 +49,23 @@ def test_amoc_callback_writes_csv_through_the_shared_primitive():
     from lmcompress.utils import io
 
     assert amoc.write_csv_atomic is io.write_csv_atomic
+
+
+def test_an_export_gets_the_umasks_modes(tmp_path, umask_022):
+    # save_pretrained's safetensors writer creates model.safetensors at 0600 whatever the umask
+    from types import SimpleNamespace
+
+    from lmcompress.models.hub import build_model, load_tokenizer
+    from lmcompress.specs import ModelSpec, TaskSpec
+    from lmcompress.utils.artifacts import export
+
+    task = TaskSpec(name="t", kind="classification", num_labels=2, metrics=["accuracy"],
+                    main_metric="accuracy")
+    model = build_model(ModelSpec(pretrained=False, config={
+        "model_type": "bert", "vocab_size": 50, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16}), task)
+    module = SimpleNamespace(export_models=lambda: {"": model})
+    folder = export(module, load_tokenizer("embedded:minilm-l6"), tmp_path)[""]
+    modes = {p.name: _mode(p) for p in (tmp_path / "export").iterdir()}
+    assert folder == str(tmp_path / "export") and "model.safetensors" in modes
+    assert set(modes.values()) == {0o644}, modes

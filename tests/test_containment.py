@@ -135,3 +135,15 @@ def test_recipe_name_stays_under_outputs_recipes(tmp_path, monkeypatch, capsys):
     assert recipe.main([str(path), "--dry-run"]) == 2  # refused with a message, no traceback
     assert "evil.yaml: name=/tmp/evil: an absolute path" in capsys.readouterr().err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_recipe_writes_under_the_output_root_not_the_current_folder(tmp_path, monkeypatch,
+                                                                       capsys):
+    from lmcompress import recipe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LMCOMPRESS_OUTPUT_DIR", str(tmp_path / "root"))
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"name": "r", "steps": {"a": {"config": "teacher"}}}))
+    assert recipe.main([str(path), "--dry-run"]) == 0
+    assert f"hydra.run.dir={tmp_path / 'root' / 'recipes' / 'r' / 'a'}" in capsys.readouterr().out

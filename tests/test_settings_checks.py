@@ -7,7 +7,7 @@ import pytest
 from omegaconf import open_dict
 
 import lmcompress.run as run
-from lmcompress.utils.checks import check_plan
+from lmcompress.utils.checks import check_plan, check_seed
 
 
 @pytest.mark.parametrize("key, value, allowed", [
@@ -39,3 +39,13 @@ def test_the_refusal_comes_before_the_data_module_or_any_model_is_built(make_cfg
     with pytest.raises(ZeroDivisionError):  # the same run with a valid value goes on to build
         run.run_stage(make_cfg("teacher", "trainer.max_epochs=2"))
     assert len(built) == 1
+
+
+@pytest.mark.parametrize("seed", ["abc", 1.5, -1, 2**32, True])
+def test_a_seed_that_is_not_an_integer_in_range_is_refused_by_key(make_cfg, seed):
+    cfg = make_cfg("teacher")
+    check_seed(cfg)  # the composed default passes
+    with open_dict(cfg):
+        cfg.seed = seed
+    with pytest.raises(ValueError, match=r"seed=.*: must be an integer from 0 to 4294967295"):
+        check_seed(cfg)

@@ -60,3 +60,10 @@ def test_sharded_export_names_the_shard_holding_the_tensor(tmp_path):
     with pytest.raises(ValueError, match=rf"teacher weights {tmp_path / 'export' / shard}: "
                                          rf"tensor '{BAD}'"):
         build_teacher(TeacherSpec(name_or_path=str(tmp_path / "export")), TASK)
+
+
+def test_the_teacher_stages_own_model_is_refused_too(tmp_path):
+    # model=hf model.name_or_path=<a corrupt export>: the model the teacher stage fine-tunes
+    _tiny_model(float("nan")).save_pretrained(tmp_path / "export")
+    with pytest.raises(ValueError, match=rf"model weights .*model.safetensors: tensor '{BAD}'"):
+        build_model(ModelSpec(name_or_path=str(tmp_path / "export")), TASK)
