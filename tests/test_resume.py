@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 
 import pytest
@@ -11,6 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.cli import REPO, TINY, run_cli
+
+# tests.helpers.kill for the killer callback, and this checkout's own code (src/) first
+PATHS = {"PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
 
 
 def _csv_rows(run_dir) -> list[dict[str, str]]:
@@ -31,7 +35,7 @@ def test_kill_mid_epoch_then_resume_equals_the_uninterrupted_run(tmp_path):
 
     killed = run_cli(*args, f"hydra.run.dir={run_dir}",
                      "+callbacks.killer._target_=tests.helpers.kill.KillAtStep",
-                     "+callbacks.killer.step=7", env={"PYTHONPATH": str(REPO)})
+                     "+callbacks.killer.step=7", env=PATHS)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
     assert last.is_file() and not (run_dir / "metrics.json").exists()
@@ -64,7 +68,7 @@ def test_resume_refuses_a_different_config_naming_the_keys(tmp_path):
     args = ["-cn", "teacher", *TINY, "data.batch_size=8", "trainer.max_epochs=2",
             "checkpoint_every_n_steps=3", f"hydra.run.dir={run_dir}"]
     killed = run_cli(*args, "+callbacks.killer._target_=tests.helpers.kill.KillAtStep",
-                     "+callbacks.killer.step=4", env={"PYTHONPATH": str(REPO)})
+                     "+callbacks.killer.step=4", env=PATHS)
     assert killed.returncode == -signal.SIGKILL
     other = run_cli(*args, "seed=7", "module.optim.lr=1e-4")
     assert other.returncode != 0
