@@ -239,12 +239,17 @@ def run_probe(probe: Probe, base: Path) -> dict[str, Any]:
                 "exit": None, "seconds": round(time.time() - start, 1)}
     sb.reap()
     result, why = verdict(probe, code, text, new, outside, problem)
+
+    def scrub(value: str) -> str:  # the results name no machine's temporary folders
+        return value.replace(str(sb.work), "<work>").replace(str(sb.root), "<sandbox>")
+
     return {"id": probe.id, "class": probe.cls, "entry": probe.entry, "what": probe.what,
             "command": " ".join(probe.args) if probe.args else probe.command,
             "expect": probe.expect, "exit": code, "seconds": round(seconds, 1),
             "metrics_json": bool(new["metrics"]), "export": bool(new["export"]),
-            "last_error": last_error(text), "outside_roots": outside[:10], "modes": file_modes,
-            "verdict": result, "why": why, "sandbox": str(sb.root)}
+            "last_error": scrub(last_error(text)),
+            "outside_roots": [scrub(o) for o in outside[:10]], "modes": file_modes,
+            "verdict": result, "why": scrub(why), "sandbox": str(sb.root)}
 
 
 VERDICTS = ("handled", "NOT handled", "silent-wrong", "harness error", "not run")

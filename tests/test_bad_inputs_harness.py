@@ -152,3 +152,11 @@ def test_needles_count_only_in_the_message_not_in_traceback_source_lines():
     assert _verdict(probe, 1, echo + "AssertionError\n") == "NOT handled"
     assert _verdict(probe, 1, text + "ValueError: trainer.max_epochs=1.5: not an integer\n") \
         == "handled"
+
+
+def test_recorded_messages_name_no_temporary_folder(tmp_path):
+    # committed results must not carry this machine's sandbox paths
+    refuse = "import os, sys; sys.exit(os.path.join(os.getcwd(), 'bad.tsv') + ', line 2')"
+    probe = Probe("paths", "5", "python", "refuse", ["-c", refuse], needles=("line 2",))
+    row = bad_inputs.run_probe(probe, tmp_path)
+    assert row["last_error"] == "<work>/bad.tsv, line 2", row
