@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
 TASK_KINDS = ("classification", "regression", "token_classification")
+CORPUS_KIND = "corpus"
+"""Unlabelled text for the general stage (num_labels 0, metric ``loss``; docs/general.md)."""
 STUDENT_INITS = ("teacher_layers", "pretrained", "config")
 MODEL_HEADS = ("pooler", "scalar_mix_cnn")
 
@@ -98,8 +100,15 @@ class TaskSpec:
 
     def check(self, key: str) -> None:
         """Refuse inconsistent task settings, naming the key."""
+        if self.kind == CORPUS_KIND:
+            if self.num_labels != 0 or self.label_names or list(self.metrics) != ["loss"]:
+                raise SpecError(f"{key}: a corpus task has num_labels=0, no label_names and "
+                                f"metrics=[loss] (got {self.num_labels}, {self.label_names}, "
+                                f"{list(self.metrics)})")
+            return
         if self.kind not in TASK_KINDS:
-            raise SpecError(f"{key}.kind={self.kind!r}: choose from {TASK_KINDS}")
+            raise SpecError(f"{key}.kind={self.kind!r}: choose from "
+                            f"{(*TASK_KINDS, CORPUS_KIND)}")
         if self.main_metric not in self.metrics:
             raise SpecError(f"{key}.main_metric={self.main_metric!r} is not in "
                             f"{key}.metrics={list(self.metrics)}")

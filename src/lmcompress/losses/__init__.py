@@ -4,7 +4,7 @@ Built-in terms: ``task`` and ``kd`` (``kd.py``), ``hidden_mse`` (``hidden.py``),
 ``wr_pair``, ``wr_triple``, ``ltr_pair``, ``ltr_triple`` (``ckd/``). See ``registry.py``.
 """
 
-from lmcompress.losses import ckd, hidden, kd  # noqa: F401  (registration)
+from lmcompress.losses import ckd, hidden, kd, mlm  # noqa: F401  (registration)
 from lmcompress.losses.registry import (
     REGISTRY,
     Objective,

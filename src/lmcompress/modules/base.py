@@ -29,7 +29,7 @@ from lmcompress.losses import Objective, TermInputs
 from lmcompress.metrics import TaskMetrics, predictions
 from lmcompress.models.hub import model_stats
 from lmcompress.optim import adamw_groups
-from lmcompress.specs import OptimSpec, TaskSpec, parse
+from lmcompress.specs import CORPUS_KIND, OptimSpec, TaskSpec, parse
 
 log = logging.getLogger(__name__)
 AGGREGATES = ("mean", "min", "sum")
@@ -52,6 +52,8 @@ class TaskModule(pl.LightningModule):
     """State-dict prefixes never saved in checkpoints (frozen models rebuilt from their spec)."""
     published_submodel: str = ""
     """The ``export_models()`` entry ``publish_as`` copies (``""``: the model itself)."""
+    reads_corpus: bool = False
+    """True for the general stage only: its task is unlabelled text (``task.kind=corpus``)."""
 
     def __init__(self, task: dict[str, Any], optim: dict[str, Any], aggregate: str = "mean"):
         super().__init__()
@@ -62,6 +64,12 @@ class TaskModule(pl.LightningModule):
             raise ValueError(f"module.aggregate={aggregate!r}: choose from {AGGREGATES}")
         self.aggregate = aggregate
         self.kind = self.task.kind
+        if (self.kind == CORPUS_KIND) != self.reads_corpus:
+            raise ValueError(f"task={self.task.name} (task.kind={self.kind}): "
+                             + (f"{type(self).__name__} trains on labelled tasks; unlabelled "
+                                "text is for the general stage (-cn general)" if
+                                not self.reads_corpus else
+                                "the general stage reads a corpus task (task=corpus/...)"))
         self.best_score = float("-inf")  # best dev selection metric so far (kept in checkpoints)
         self.test_prefix = "test"  # run.py renames it to score report splits
         self.run_identity: dict[str, Any] = {}  # set by run.py: the config that shapes results
