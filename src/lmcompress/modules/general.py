@@ -40,6 +40,8 @@ class GeneralModule(FrozenTeacher, TaskModule):
         optim: optimizer settings.
         layer_map: matched hidden-state indices overriding ``emb+skip``.
         allow_uninformative_ltr: accept a student depth co-prime with the teacher's.
+        mlm_probability: ``data.mlm_probability``; must be > 0 exactly when the ``mlm`` term is
+            on (masked text without the term would only blur the relations' inputs).
     """
 
     reads_corpus = True
@@ -47,7 +49,7 @@ class GeneralModule(FrozenTeacher, TaskModule):
     def __init__(self, student: dict[str, Any], teacher: dict[str, Any], task: dict[str, Any],
                  loss: dict[str, Any], optim: dict[str, Any],
                  layer_map: dict[str, list[int]] | None = None,
-                 allow_uninformative_ltr: bool = False):
+                 allow_uninformative_ltr: bool = False, mlm_probability: float = 0.0):
         super().__init__(task, optim)
         self.teacher_spec = parse(TeacherSpec, teacher, "teacher")
         self.student_spec = parse(StudentSpec, student, "student")
@@ -57,6 +59,9 @@ class GeneralModule(FrozenTeacher, TaskModule):
             raise ValueError(f"loss.weights: {bad} need labels or task logits, which general "
                              f"distillation does not have; use terms of {ALLOWED_FAMILIES}")
         mlm = "mlm" in self.objective.uses
+        if mlm != (mlm_probability > 0):
+            raise ValueError(f"loss.weights.mlm={self.objective.weights.get('mlm', 0)} with "
+                             f"data.mlm_probability={mlm_probability}: set both (> 0) or neither")
         self.teacher = build_general_teacher(self.teacher_spec, mlm)
         self.model = build_general_student(self.student_spec, self.teacher,
                                            self.teacher_spec.tokenizer, mlm)
