@@ -106,3 +106,28 @@ def _tiny_config():
 
     return BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                       num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.mark.slow
+def test_general_under_ddp_trains_every_parameter_it_owns(tmp_path):
+    # no term reads the pooler: it is frozen, or DDP stops at step 1 with unused parameters
+    from helpers.cli import run_cli
+
+    out = tmp_path / "ddp"
+    done = run_cli("-cn", "general", *SMALL, "hardware=ddp_sim", "logger=csv",
+                   "data.val_blocks=9", f"paths.log_dir={tmp_path}", f"hydra.run.dir={out}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["world_size"] == 2 and result["global_step"] == 12  # 32 blocks / 8 x 3 epochs
+
+
+def test_cpu_scale_general_config_composes_with_its_budget():
+    GlobalHydra.instance().clear()
+    folder = Path(__file__).parents[1] / "sweeps" / "general_ckd_cpu"
+    with initialize_config_dir(str(folder), version_base="1.3"):
+        cfg = compose("general_cpu")
+    GlobalHydra.instance().clear()
+    assert cfg.task.name == "corpus_shared_cpu" and cfg.trainer.max_steps == 1200
+    assert cfg.publish_as == "general_cpu_w384" and cfg.student.num_layers == 3
+    excluded = [(e.source.task, list(e.splits)) for e in cfg.task.source.exclude]
+    assert ("mrpc", ["validation", "test"]) in excluded and ("sst2", ["validation"]) in excluded

@@ -68,4 +68,8 @@ def build_general_student(spec: StudentSpec, teacher: PreTrainedModel,
         raise ValueError(f"student vocab_size {student.config.vocab_size} != teacher vocab_size "
                          f"{teacher.config.vocab_size}: teacher and student must share one "
                          "tokenizer")
-    return student.requires_grad_(True).train()
+    student.requires_grad_(True)
+    pooler = getattr(student.base_model, "pooler", None)
+    if pooler is not None:  # no relation reads it: kept as built (the teacher's, for teacher
+        pooler.requires_grad_(False)  # layers), not trained, and no unused parameter under DDP
+    return student.train()
