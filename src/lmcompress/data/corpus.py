@@ -257,7 +257,7 @@ def _blocks(texts: Iterator[str], tokenizer: Any, room: int, cls: int,
     """``[cls] t1 [sep] t2 [sep] ...`` rows of at most ``room + 1`` ids."""
     row = [cls]
     for chunk in _chunks(texts, CHUNK):
-        for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+        for ids in tokenizer(chunk, add_special_tokens=False, verbose=False)["input_ids"]:
             while ids:
                 space = room - len(row)  # what fits with its closing [sep]
                 if space < 2 and len(row) > 1:
