@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader.sampler import RandomSampler
+from transformers import DataCollatorWithPadding
 
 from lmcompress.data.corpus import CorpusSource, PackedCorpus, pack
-from lmcompress.data.datamodule import check_limit
+from lmcompress.data.datamodule import check_limit, ordered_loader, per_device
 from lmcompress.data.loader import ResumableDataLoader
 from lmcompress.labels import IGNORE_INDEX
 from lmcompress.models.hub import load_tokenizer
@@ -141,44 +141,29 @@ class CorpusDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> ResumableDataLoader:
         dataset = Blocks(self.corpus, self.train_rows())
         generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
-        return ResumableDataLoader(dataset, batch_size=self._per_device(self.batch_size),
+        return ResumableDataLoader(dataset, batch_size=per_device(self.batch_size, self.trainer),
                                    sampler=RandomSampler(dataset, generator=generator),
                                    num_workers=self.num_workers, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
         total = len(self.corpus.lengths)
-        dataset, sampler = Blocks(self.corpus, np.arange(total - self.val_blocks, total)), None
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if world > 1:
-            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world,
-                                                   rank=self.trainer.global_rank, shuffle=False)
         # a fixed generator: the held-out masks are the same at every validation
-        return DataLoader(dataset, batch_size=self._per_device(self.eval_batch_size),
-                          sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=lambda rows: self.collate(rows, torch.Generator()
-                                                               .manual_seed(0)))
+        return ordered_loader(Blocks(self.corpus, np.arange(total - self.val_blocks, total)),
+                              self.eval_batch_size, self.trainer, self.num_workers,
+                              lambda rows: self.collate(rows, torch.Generator().manual_seed(0)))
 
     def collate(self, rows: list[dict[str, torch.Tensor]],
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Pad to the longest block; mask for MLM when ``mlm_probability > 0``."""
-        pad = self.tokenizer.pad_token_id or 0
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, :len(row["input_ids"])] = row["input_ids"]
-            mask[i, :len(row["input_ids"])] = 1
-        batch = {"input_ids": ids, "attention_mask": mask}
+        batch = dict(self._pad(rows))
         if self.mlm_probability > 0:
-            batch.update(mask_tokens(ids, mask, self.tokenizer, self.mlm_probability, generator))
+            batch.update(mask_tokens(batch["input_ids"], batch["attention_mask"], self.tokenizer,
+                                     self.mlm_probability, generator))
         return batch
 
-    def _per_device(self, global_batch: int) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if global_batch % world:
-            raise ValueError(f"data.batch_size={global_batch} is not divisible by the {world} "
-                             "processes")
-        return global_batch // world
+    @property
+    def _pad(self) -> DataCollatorWithPadding:
+        return DataCollatorWithPadding(self.tokenizer, padding="longest")
 
 
 def mask_tokens(ids: torch.Tensor, attention: torch.Tensor, tokenizer: Any, probability: float,

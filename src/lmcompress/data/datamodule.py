@@ -203,15 +203,8 @@ class TextDataModule(pl.LightningDataModule):
 
     def eval_dataloader(self, name: str, batch_size: int | None = None) -> DataLoader:
         """Evaluation loader of a split or stream: in order, each example once across ranks."""
-        dataset, sampler = self.features(name), None
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if world > 1:  # Lightning's default sampler would pad shards by repeating examples
-            sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world,
-                                                   rank=self.trainer.global_rank, shuffle=False)
-        return DataLoader(dataset, batch_size=self._per_device(batch_size or
-                                                               self.eval_batch_size),
-                          sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=self.collator(name))
+        return ordered_loader(self.features(name), batch_size or self.eval_batch_size,
+                              self.trainer, self.num_workers, self.collator(name))
 
     def collator(self, name: str):
         """Transformers' padding collator (token labels padded with -100 for tagging)."""
@@ -226,11 +219,7 @@ class TextDataModule(pl.LightningDataModule):
 
     # -- internals ------------------------------------------------------------------------------
     def _per_device(self, global_batch: int) -> int:
-        world = self.trainer.world_size if self.trainer is not None else 1
-        if global_batch % world:
-            raise ValueError(f"data.batch_size={global_batch} is not divisible by the {world} "
-                             "processes")
-        return global_batch // world
+        return per_device(global_batch, self.trainer)
 
     def _examples(self, name: str) -> list[Example]:
         if name not in self._raw:
@@ -245,6 +234,26 @@ class TextDataModule(pl.LightningDataModule):
                 examples = _shuffled_labels(examples, self.seed or 0)
             self._raw[name] = examples
         return self._raw[name]
+
+
+def per_device(global_batch: int, trainer: Any) -> int:
+    """One process's share of a global batch (refused unless the processes divide it)."""
+    world = trainer.world_size if trainer is not None else 1
+    if global_batch % world:
+        raise ValueError(f"data.batch_size={global_batch} is not divisible by the {world} "
+                         "processes")
+    return global_batch // world
+
+
+def ordered_loader(dataset: Any, global_batch: int, trainer: Any, num_workers: int,
+                   collate: Any) -> DataLoader:
+    """An evaluation loader: in order, each example exactly once across the processes."""
+    world, sampler = (trainer.world_size if trainer is not None else 1), None
+    if world > 1:  # Lightning's default sampler would pad shards by repeating examples
+        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world,
+                                               rank=trainer.global_rank, shuffle=False)
+    return DataLoader(dataset, batch_size=per_device(global_batch, trainer), sampler=sampler,
+                      num_workers=num_workers, collate_fn=collate)
 
 
 def _limited(examples: list[Example], limit: int, sample: bool, seed: int, key: str,
