@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from lmcompress.losses import Objective
-from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.student import build_student
 from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import TaskModule
 from lmcompress.modules.frozen_teacher import FrozenTeacher
-from lmcompress.specs import LayerMapSpec, StudentSpec, TeacherSpec, parse
+from lmcompress.specs import StudentSpec, TeacherSpec, parse
 
 
 class DistillModule(FrozenTeacher, TaskModule):
@@ -52,8 +51,4 @@ class DistillModule(FrozenTeacher, TaskModule):
         self.model = build_student(self.student_spec, self.task, self.teacher,
                                    self.teacher_spec.tokenizer)
         self.objective.check_models(self.teacher.config, self.model.config)
-        self.layer_map = resolve_layer_map(
-            self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
-            parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
-            uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
-            allow_uninformative_ltr=allow_uninformative_ltr)
+        self.layer_map = self.matched_layers(layer_map, allow_uninformative_ltr)

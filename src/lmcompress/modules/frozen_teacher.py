@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
+from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.teacher import teacher_provenance
+from lmcompress.specs import LayerMapSpec, parse
 
 
 class FrozenTeacher:
@@ -23,6 +25,15 @@ class FrozenTeacher:
         with torch.no_grad():
             return self.teacher(**self.model_inputs(batch),
                                 output_hidden_states=self.objective.needs_hidden)
+
+    def matched_layers(self, layer_map: dict[str, list[int]] | None,
+                       allow_uninformative_ltr: bool) -> LayerMapSpec:
+        """The hidden states the relation terms compare (``module.layer_map`` or ``emb+skip``)."""
+        return resolve_layer_map(
+            self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
+            parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
+            uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
+            allow_uninformative_ltr=allow_uninformative_ltr)
 
     def train(self, mode: bool = True):
         """Switch the student's mode; the teacher stays in eval mode (dropout off) throughout."""

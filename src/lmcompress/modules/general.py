@@ -20,10 +20,9 @@ from torchmetrics import MeanMetric
 
 from lmcompress.losses import REGISTRY, Objective
 from lmcompress.models.general import build_general_student, build_general_teacher
-from lmcompress.models.layers import resolve_layer_map
 from lmcompress.modules.base import TaskModule
 from lmcompress.modules.frozen_teacher import FrozenTeacher
-from lmcompress.specs import LayerMapSpec, StudentSpec, TeacherSpec, parse
+from lmcompress.specs import StudentSpec, TeacherSpec, parse
 
 ALLOWED_FAMILIES = ("ckd", "hidden_mse", "mlm")
 """Loss families that need no label and no task logits."""
@@ -66,11 +65,7 @@ class GeneralModule(FrozenTeacher, TaskModule):
         self.model = build_general_student(self.student_spec, self.teacher,
                                            self.teacher_spec.tokenizer, mlm)
         self.objective.check_models(self.teacher.config, self.model.config)
-        self.layer_map = resolve_layer_map(
-            self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
-            parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
-            uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
-            allow_uninformative_ltr=allow_uninformative_ltr)
+        self.layer_map = self.matched_layers(layer_map, allow_uninformative_ltr)
         self.best_score = float("inf")  # val/loss: lower is better
         self.val_loss = MeanMetric()
 
