@@ -1,0 +1,19 @@
+"""Encoder-family adapters: the one place that knows each architecture (docs/families.md).
+
+Importing this package registers every family; use :func:`adapter_for`.
+"""
+
+from lmcompress.models.families import bert  # noqa: F401  (registers)
+from lmcompress.models.families.base import (
+    AttentionParts,
+    FamilyAdapter,
+    FfnParts,
+    RelativePosition,
+    UnsupportedFamilyError,
+    adapter_for,
+    register,
+    supported_model_types,
+)
+
+__all__ = ["AttentionParts", "FamilyAdapter", "FfnParts", "RelativePosition",
+           "UnsupportedFamilyError", "adapter_for", "register", "supported_model_types"]
