@@ -3,7 +3,15 @@
 Importing this package registers every family; use :func:`adapter_for`.
 """
 
-from lmcompress.models.families import bert  # noqa: F401  (registers)
+from lmcompress.models.families import (  # noqa: F401  (each registers its adapter)
+    bert,
+    deberta_v2,
+    distilbert,
+    electra,
+    modernbert,
+    mpnet,
+    roberta,
+)
 from lmcompress.models.families.base import (
     AttentionParts,
     FamilyAdapter,

@@ -55,6 +55,10 @@ class AttentionParts:
     """Output projection ``[hidden, heads * head_size]`` (heads are its input columns)."""
     module: nn.Module
     """The module holding the head-count attributes (see :meth:`FamilyAdapter.set_num_heads`)."""
+    position: tuple[nn.Linear, ...] = ()
+    """Per-layer projections of relative positions whose output rows are heads, sliced like
+    ``query``/``key`` (DeBERTa-v2 with ``share_att_key: false``: ``pos_key_proj``,
+    ``pos_query_proj``); empty for every other family."""
 
     @property
     def fused(self) -> bool:
@@ -103,6 +107,18 @@ class FamilyAdapter:
     """Family name used in messages and docs."""
     model_types: ClassVar[tuple[str, ...]] = ()
     """``config.model_type`` values this adapter handles."""
+    optional_config_keys: ClassVar[tuple[str, ...]] = ()
+    """Config keys the family's modeling code reads with a default although its config class
+    does not define them (DeBERTa-v3's ``position_buckets``...): a random-init ``config`` may
+    set them (``models/hub.build_config`` refuses every other unknown key)."""
+
+    def complete_config(self, config: Any, overrides: dict[str, Any]) -> None:
+        """Re-derive what a config computes at construction after ``overrides`` were set.
+
+        ``models/hub.build_config`` sets random-init keys on a default config one by one;
+        a family whose config derives per-layer lists from them (ModernBERT's
+        ``layer_types``) rebuilds them here. The default: nothing to derive.
+        """
 
     # ---------------------------------------------------------------- structure
     def base(self, model: nn.Module) -> nn.Module:
@@ -138,6 +154,10 @@ class FamilyAdapter:
     def embeddings(self, model: nn.Module) -> nn.Module:
         """The embeddings module (its output is hidden state 0)."""
         return self.base(model).embeddings
+
+    def input_modules(self, model: nn.Module) -> list[nn.Module]:
+        """Everything that computes hidden state 0 (embeddings, ELECTRA's projection too)."""
+        return [self.embeddings(model)]
 
     def attention(self, layer: nn.Module) -> AttentionParts:
         """The self-attention projections of ``layer``."""

@@ -1,4 +1,6 @@
-"""BERT and MiniLM (``model_type: bert``), and the scalar-mix + CNN model on a BERT base.
+"""BERT and MiniLM (``bert``), the scalar-mix model, DynaBERT's sliced BERT export.
+
+The sliced export has per-layer head counts: ``num_heads`` reads each layer's own.
 
 Layers: ``bert.encoder.layer``; attention ``attention.self.{query,key,value}`` and
 ``attention.output.dense``; FFN ``intermediate.dense`` -> ``output.dense``. The sequence head
@@ -14,13 +16,16 @@ from lmcompress.models.families.base import FamilyAdapter, register
 from lmcompress.models.mixcnn import MODEL_TYPE as MIX_MODEL_TYPE
 from lmcompress.models.mixcnn import ScalarMixCNNForSequenceClassification
 
+SLICED_BERT = "lmcompress-sliced-bert"
+"""DynaBERT's exported BERT with per-layer head counts (``models/dynabert/auto.py``)."""
+
 
 @register
 class BertAdapter(FamilyAdapter):
     """BERT, MiniLM and the scalar-mix model (docs/families.md)."""
 
     name = "bert"
-    model_types = ("bert", MIX_MODEL_TYPE)
+    model_types = ("bert", MIX_MODEL_TYPE, SLICED_BERT)
 
     def head_kind(self, model: nn.Module) -> str:
         """The scalar-mix model is a sequence head reading every hidden state."""
