@@ -139,6 +139,9 @@ def test_teacher_builds_and_trains(family):
     model = build_model(ModelSpec(pretrained=False, config=config), TASK).train()
     assert type(model).__name__.endswith("ForSequenceClassification")
     assert model.config.hidden_size == 32 and len(adapter_for(model).layers(model)) == 4
+    if family == "modernbert":  # derived at construction from the depth and the period
+        assert model.config.layer_types == ["full_attention", "sliding_attention",
+                                             "sliding_attention", "full_attention"]
     out = model(**batch(), labels=torch.tensor([0, 1, 1]))
     out.loss.backward()
     for layer in adapter_for(model).layers(model):
