@@ -13,9 +13,10 @@ from helpers.families import FAMILIES, NAMES, batch, family_config, family_model
 from lmcompress.amoc.cache import check_supported
 from lmcompress.models.families import UnsupportedFamilyError, adapter_for, supported_model_types
 from lmcompress.models.hub import build_model
+from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.student import build_student
 from lmcompress.models.surgery import drop_layers
-from lmcompress.specs import ModelSpec, StudentSpec, TaskSpec
+from lmcompress.specs import LayerMapSpec, ModelSpec, StudentSpec, TaskSpec
 
 TASK = TaskSpec(name="tiny", kind="classification", num_labels=2, metrics=["accuracy"],
                 main_metric="accuracy")
@@ -171,3 +172,20 @@ def test_students_from_teacher_layers_and_narrower(family):
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters()
                    if p.grad is not None)
+
+
+def test_layer_matching_leaves_out_a_hidden_state_0_without_positions():
+    h0 = {f: adapter_for(family_config(f)).positions_in_embeddings(family_config(f))
+          for f in NAMES}
+    assert h0 == {**dict.fromkeys(NAMES, True), "modernbert": False, "deberta-v2": False}
+    assert adapter_for("deberta-v2").positions_in_embeddings(
+        family_config("deberta-v2", position_biased_input=True))
+    same = resolve_layer_map(12, 6, None, uses_ltr=True)
+    assert same.teacher == [0, 2, 4, 6, 8, 10, 12] and same.student == list(range(7))
+    free = resolve_layer_map(12, 6, None, uses_ltr=True, student_h0=False)
+    assert free.teacher == [2, 4, 6, 8, 10, 12] and free.student == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="hidden state 0 is left out"):
+        resolve_layer_map(4, 2, None, uses_ltr=True, teacher_h0=False)
+    with pytest.raises(ValueError, match=r"module.layer_map.teacher: hidden state 0 .* no"):
+        resolve_layer_map(4, 2, LayerMapSpec(teacher=[0, 4], student=[0, 2]), uses_ltr=False,
+                          teacher_h0=False)

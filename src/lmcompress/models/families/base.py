@@ -189,6 +189,16 @@ class FamilyAdapter:
         module.num_attention_heads = heads
         module.all_head_size = heads * module.attention_head_size
 
+    def positions_in_embeddings(self, config: Any) -> bool:
+        """Whether hidden state 0 carries absolute positions (BERT's position embeddings).
+
+        Without them (ModernBERT's rotary, DeBERTa-v3's ``position_biased_input: false``) two
+        equal tokens of a sentence have *identical* embedding outputs, so CKD's angle terms on
+        hidden state 0 divide by a zero difference; the distill stage then leaves that state
+        out of the layer matching (docs/families.md, docs/ckd.md).
+        """
+        return True
+
     def relative_positions(self, model: nn.Module) -> list[RelativePosition]:
         """Relative-position parameters shared by the layers (none for absolute positions)."""
         return []

@@ -64,6 +64,10 @@ class ModernBertAdapter(FamilyAdapter):
             layer.layer_idx = position
             layer.attn.layer_idx = position
 
+    def positions_in_embeddings(self, config: Any) -> bool:
+        """Never: positions are rotary, inside the attention."""
+        return False
+
     def attention(self, layer: nn.Module) -> AttentionParts:
         """Fused ``attn.Wqkv`` and ``attn.Wo``."""
         return AttentionParts(None, None, None, layer.attn.Wqkv, layer.attn.Wo, layer.attn)
