@@ -20,16 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import BertForSequenceClassification, BertForTokenClassification
 
 from lmcompress.amoc.candidates import EMBEDDINGS
 from lmcompress.labels import IGNORE_INDEX
+from lmcompress.models.families import UnsupportedFamilyError, adapter_for
 from lmcompress.models.mixcnn import ScalarMixCNNForSequenceClassification
-from lmcompress.models.surgery import encoder_layers
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-SUPPORTED = (ScalarMixCNNForSequenceClassification, BertForSequenceClassification,
-             BertForTokenClassification)
 
 
 @dataclass
@@ -76,10 +73,15 @@ def batch_plan(n: int, batch_size: int, seed: int | None = None) -> list[list[in
 
 
 def check_supported(model: Any) -> None:
-    """Refuse a model whose head :func:`forward_from` cannot run."""
-    if not isinstance(model, SUPPORTED):
-        raise TypeError(f"AMoC runs {[c.__name__ for c in SUPPORTED]}, not "
-                        f"{type(model).__name__}")
+    """Refuse a model whose head :func:`forward_from` cannot run (family or head, by name).
+
+    Every family with an adapter (docs/families.md) and a sequence- or token-classification
+    head runs, and BERT's scalar-mix model.
+    """
+    try:
+        adapter_for(model).head_kind(model)
+    except UnsupportedFamilyError as err:
+        raise UnsupportedFamilyError(f"AMoC runs encoder families with an adapter: {err}") from err
 
 
 def states_needed(model: Any, starts: Iterable[int]) -> set[int]:
@@ -128,44 +130,31 @@ def build_cache(model: Any | None, name: str, dataset: Any, collator: Callable,
     return SplitCache(name, kind, batches)
 
 
-def layer_attention_mask(model: Any, hidden: torch.Tensor,
-                         attention_mask: torch.Tensor) -> torch.Tensor | None:
-    """The mask the encoder layers expect, as the model's own forward builds it."""
-    try:
-        from transformers.masking_utils import create_bidirectional_mask
-    except ImportError:  # transformers 4: the classic additive extended mask
-        return model.base_model.get_extended_attention_mask(attention_mask, hidden.shape[:2])
-    return create_bidirectional_mask(config=model.config, inputs_embeds=hidden,
-                                     attention_mask=attention_mask)
-
-
 def forward_from(model: Any, start: int, batch: CachedBatch) -> torch.Tensor:
     """A candidate's logits, running only its layers ``start..`` on the cached states.
 
     ``start`` is the candidate's first changed layer; every layer below it is kept, so the
     candidate's layer positions ``< start`` are the base model's layers and ``h_start`` is
-    the cached state entering layer ``start``. ``start = -1`` runs the whole model.
+    the cached state entering layer ``start``. ``start = -1`` runs the whole model. The
+    family adapter runs the layers as the model's own loop does (masks, relative positions)
+    and computes the head (docs/families.md).
     """
     if start == EMBEDDINGS:
         return model(**batch.inputs).logits
+    adapter = adapter_for(model)
     mix = isinstance(model, ScalarMixCNNForSequenceClassification)
-    hidden = batch.states[start]
-    mask = layer_attention_mask(model, hidden, batch.inputs["attention_mask"])
+    mask = batch.inputs["attention_mask"]
     states = [batch.states[b] for b in range(start + 1)] if mix else []
-    for layer in encoder_layers(model)[start:]:
-        out = layer(hidden, mask)
-        hidden = out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple
-        states.append(hidden)
-    return head_logits(model, hidden, states)
+    last = batch.states[start]
+    for last in adapter.run_layers(model, batch.states[start], mask, start):  # noqa: B007
+        if mix:
+            states.append(last)
+    return head_logits(model, adapter.final_hidden(model, last), states, mask)
 
 
-def head_logits(model: Any, last: torch.Tensor, states: list[torch.Tensor]) -> torch.Tensor:
-    """The head of ``model`` on its last hidden state (mix head: on all its states)."""
-    if isinstance(model, ScalarMixCNNForSequenceClassification):
-        return model.classify(states)
-    if isinstance(model, BertForSequenceClassification):
-        return model.classifier(model.dropout(model.bert.pooler(last)))
-    if isinstance(model, BertForTokenClassification):
-        return model.classifier(model.dropout(last))
-    check_supported(model)
-    raise AssertionError("unreachable")
+def head_logits(model: Any, last: torch.Tensor, states: list[torch.Tensor],
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The head of ``model`` on the base model's output (mix head: on all its states)."""
+    if attention_mask is None:
+        attention_mask = torch.ones(last.shape[:2], dtype=torch.long, device=last.device)
+    return adapter_for(model).head_logits(model, last, states, attention_mask)

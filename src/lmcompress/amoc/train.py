@@ -23,7 +23,7 @@ from transformers import get_linear_schedule_with_warmup
 from lmcompress.amoc.cache import SplitCache, forward_from
 from lmcompress.amoc.candidates import EMBEDDINGS, Trainable
 from lmcompress.losses.kd import hard_ce
-from lmcompress.models.surgery import encoder_layers
+from lmcompress.models.families import adapter_for
 from lmcompress.optim import adamw_groups
 from lmcompress.specs import SpecError
 
@@ -64,21 +64,21 @@ class TrainSpec:
 def set_trainable(model: Any, parts: Trainable, kept: Sequence[int]) -> int:
     """Freeze everything but the head and ``parts`` (base-model layer indices, ``kept`` order).
 
-    The head is every parameter outside the encoder, plus the pooler when the head reads it.
-    Returns the number of trainable parameters.
+    The family adapter says what the head is (every parameter outside the base model, plus
+    the pooler or final norm the head reads) and what computes the embeddings
+    (docs/families.md); shared relative-position tables stay frozen (they feed the frozen
+    layers too). Returns the number of trainable parameters.
     """
+    adapter = adapter_for(model)
     model.requires_grad_(False)
-    base = model.base_model
     if parts.embeddings:
-        base.embeddings.requires_grad_(True)
+        for module in adapter.input_modules(model):
+            module.requires_grad_(True)
     position = {layer: pos for pos, layer in enumerate(kept)}
-    layers = encoder_layers(model)
     for layer in parts.layers:
-        layers[position[layer]].requires_grad_(True)
-    prefix = model.base_model_prefix + "."
-    for name, param in model.named_parameters():
-        if not name.startswith(prefix) or name.startswith(prefix + "pooler."):
-            param.requires_grad_(True)
+        adapter.layer_parameters(model, position[layer]).requires_grad_(True)
+    for _, param in adapter.head_parameters(model):
+        param.requires_grad_(True)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -87,8 +87,10 @@ def set_modes(model: Any, start: int, dropout: bool) -> None:
     model.train(dropout)
     if start == EMBEDDINGS:
         return
-    model.base_model.embeddings.eval()
-    for layer in encoder_layers(model)[:start]:
+    adapter = adapter_for(model)
+    for module in adapter.input_modules(model):
+        module.eval()
+    for layer in adapter.layers(model)[:start]:
         layer.eval()
 
 

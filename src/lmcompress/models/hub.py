@@ -38,6 +38,7 @@ from transformers import (
 )
 
 from lmcompress.models import mixcnn
+from lmcompress.models.families import FamilyAdapter, UnsupportedFamilyError, adapter_for
 from lmcompress.specs import ModelSpec, TaskSpec
 
 EMBEDDED_PREFIX = "embedded:"
@@ -165,12 +166,16 @@ def build_config(spec: ModelSpec, task: TaskSpec, key: str = "model") -> Pretrai
             raise ValueError(f"{key}.head=scalar_mix_cnn classifies whole sequences; use "
                              f"{key}.head=pooler for task.kind=token_classification")
         config = mixcnn.as_mixcnn_config(config)
+    adapter = family_of(config.model_type)
+    optional = adapter.optional_config_keys if adapter else ()
     for name, value in overrides.items():
         if name == "model_type":
             continue
-        if not hasattr(config, name):
+        if not hasattr(config, name) and name not in optional:
             raise ValueError(f"{key}.config.{name}: not an attribute of {type(config).__name__}")
         setattr(config, name, value)
+    if adapter is not None:
+        adapter.complete_config(config, overrides)
     regression = task.kind == "regression"
     config.num_labels = 1 if regression else task.num_labels
     if task.kind != "token_classification":
@@ -180,6 +185,14 @@ def build_config(spec: ModelSpec, task: TaskSpec, key: str = "model") -> Pretrai
         config.label2id = {n: i for i, n in enumerate(task.label_names)}
     config.finetuning_task = task.name
     return config
+
+
+def family_of(model_type: str) -> FamilyAdapter | None:
+    """The family adapter of ``model_type`` (docs/families.md), or None when it has none."""
+    try:
+        return adapter_for(model_type)
+    except UnsupportedFamilyError:
+        return None
 
 
 def build_model(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PreTrainedModel:

@@ -1,6 +1,7 @@
-"""Layer surgery on BERT-style Hugging Face encoders (no Lightning): keep or drop whole layers.
+"""Layer surgery on Hugging Face encoders (no Lightning): keep or drop whole layers.
 
-Works for any model whose base model has ``encoder.layer`` (BERT, RoBERTa, ELECTRA, MiniLM, ...).
+Works for every family with an adapter (``models/families``, docs/families.md); others are
+refused by name.
 The result is a physically smaller model with a consistent config, reloadable after
 ``save_pretrained``. The remaining layers form a chain (each takes the previous remaining
 layer's output); for AMoC's scalar-mix model the mix weights of the removed layers go too, so the
@@ -16,34 +17,32 @@ from collections.abc import Iterable, Sequence
 import torch
 from transformers import PreTrainedModel
 
+from lmcompress.models.families import adapter_for
 from lmcompress.models.layers import select_layers
 from lmcompress.models.mixcnn import ScalarMixCNNForSequenceClassification, select_mix_states
 
 
 def encoder_layers(model: PreTrainedModel) -> torch.nn.ModuleList:
-    """The ``ModuleList`` of Transformer layers of ``model``."""
-    base = getattr(model, model.base_model_prefix, model)
-    encoder = getattr(base, "encoder", None)
-    layers = getattr(encoder, "layer", None)
+    """The ``ModuleList`` of Transformer layers of ``model`` (its family adapter's).
+
+    Raises:
+        UnsupportedFamilyError: ``model``'s family has no adapter (a ``TypeError``).
+    """
+    layers = adapter_for(model).layers(model)
     if not isinstance(layers, torch.nn.ModuleList):
-        raise TypeError(f"{type(model).__name__} has no base_model.encoder.layer ModuleList")
+        raise TypeError(f"{type(model).__name__} has no layer ModuleList")
     return layers
 
 
 def keep_layers(model: PreTrainedModel, indices: Sequence[int]) -> PreTrainedModel:
     """A deep copy of ``model`` holding only the Transformer layers ``indices`` (in that order)."""
-    layers = encoder_layers(model)
+    adapter = adapter_for(model)
+    layers = adapter.layers(model)
     idx = select_layers(len(layers), list(indices), key="keep_layers")
     new = copy.deepcopy(model)
-    new_layers = encoder_layers(new)
-    kept = torch.nn.ModuleList([new_layers[i] for i in idx])
-    base = getattr(new, new.base_model_prefix, new)
-    base.encoder.layer = kept
-    new.config.num_hidden_layers = len(kept)
-    for position, layer in enumerate(kept):  # keep per-layer bookkeeping consistent (KV cache ids)
-        attn = getattr(getattr(layer, "attention", None), "self", None)
-        if attn is not None and hasattr(attn, "layer_idx"):
-            attn.layer_idx = position
+    new_layers = adapter.layers(new)
+    # config, layer ids and per-layer config lists follow the new order
+    adapter.set_layers(new, torch.nn.ModuleList([new_layers[i] for i in idx]))
     if isinstance(new, ScalarMixCNNForSequenceClassification):
         select_mix_states(new, idx)
     return new

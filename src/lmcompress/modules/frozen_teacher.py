@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from lmcompress.models.hub import family_of
 from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.teacher import teacher_provenance
 from lmcompress.specs import LayerMapSpec, parse
@@ -33,7 +34,9 @@ class FrozenTeacher:
             self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
             parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
             uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
-            allow_uninformative_ltr=allow_uninformative_ltr)
+            allow_uninformative_ltr=allow_uninformative_ltr,
+            teacher_h0=positions_in_embeddings(self.teacher),
+            student_h0=positions_in_embeddings(self.model))
 
     def train(self, mode: bool = True):
         """Switch the student's mode; the teacher stays in eval mode (dropout off) throughout."""
@@ -44,3 +47,9 @@ class FrozenTeacher:
     def provenance(self) -> dict[str, Any]:
         """Which teacher this run learned from (resolved reference and weights digest)."""
         return {"teacher": teacher_provenance(self.teacher_spec)}
+
+
+def positions_in_embeddings(model: Any) -> bool:
+    """Whether ``model``'s hidden state 0 carries positions (unknown families: assumed)."""
+    adapter = family_of(model.config.model_type)
+    return adapter is None or adapter.positions_in_embeddings(model.config)
