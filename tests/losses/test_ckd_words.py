@@ -34,33 +34,50 @@ def test_same_tokenizer_loss_equals_the_committed_reference_bit_for_bit():
     assert values() == json.loads(FIXTURE.read_text())
 
 
+def _word_spans(text, pair, encs, indices, n):
+    """Per word: (sequence ids, first char, last char) of its tokens on each side."""
+    out = []
+    for word in range(n):
+        spans = []
+        for enc, index in zip(encs, indices, strict=True):
+            members = [i for i, w in enumerate(index) if w == word]
+            assert members == list(range(members[0], members[-1] + 1))  # contiguous
+            seqs = {enc.sequence_ids()[i] for i in members}
+            offsets = [enc["offset_mapping"][i] for i in members]
+            start = min(a for a, _ in offsets)
+            source = text if seqs != {1} else pair
+            while start < len(source) and source[start].isspace():  # untrimmed "Ġword"
+                start += 1
+            spans.append((seqs, start, max(b for _, b in offsets)))
+        out.append(spans)
+    return out
+
+
+@pytest.mark.parametrize("trim", [True, False])
 @pytest.mark.parametrize("pair", [None, EXTRA[1]])
-def test_words_hold_the_same_characters_on_both_sides(tokenizers, pair):
-    bpe, wordpiece = (AutoTokenizer.from_pretrained(p) for p in tokenizers)
+def test_words_hold_the_same_characters_on_both_sides(tokenizers, tmp_path, pair, trim):
+    bpe = AutoTokenizer.from_pretrained(tokenizers[0] if trim else
+                                        train_bpe(tmp_path / "bpe", trim_offsets=False))
+    wordpiece = AutoTokenizer.from_pretrained(tokenizers[1])
     for text in [*corpus()[:8], EXTRA[0]]:
         encs = [tok(text, pair, return_offsets_mapping=True) for tok in (wordpiece, bpe)]
         s, t, n = align((text, pair), *((e["offset_mapping"], e.sequence_ids()) for e in encs))
         assert n == 2 + len(text.split()) + (1 + len(pair.split()) if pair else 0)
-        for word in range(n):
-            spans = []
-            for enc, index in zip(encs, (s, t), strict=True):
-                members = [i for i, w in enumerate(index) if w == word]
-                assert members == list(range(members[0], members[-1] + 1))  # contiguous
-                seqs = {enc.sequence_ids()[i] for i in members}
-                offsets = [enc["offset_mapping"][i] for i in members]
-                spans.append((seqs, min(a for a, _ in offsets), max(b for _, b in offsets)))
-            assert spans[0] == spans[1], (text, word)  # same text, same characters
+        for word, (student, teacher) in enumerate(_word_spans(text, pair, encs, (s, t), n)):
+            assert student == teacher, (text, word)  # same text, same characters
 
 
 def test_a_word_cut_by_truncation_is_dropped_on_both_sides(tokenizers):
     bpe, wordpiece = (AutoTokenizer.from_pretrained(p) for p in tokenizers)
     text = "straße naïve café overall"
     encs = [tok(text, truncation=True, max_length=m, return_offsets_mapping=True)
-            for tok, m in ((wordpiece, 64), (bpe, 6))]  # the teacher keeps a few tokens only
+            for tok, m in ((wordpiece, 64), (bpe, 12))]  # the teacher cuts "naïve"
     s, t, n = align((text, None), *((e["offset_mapping"], e.sequence_ids()) for e in encs))
     kept = {w for w in t if w >= 0}
     assert kept == {w for w in s if w >= 0} == set(range(n))
-    assert n < 2 + len(text.split())  # start, end and the words the teacher holds whole
+    assert 2 < n < 2 + len(text.split())  # start, end and the words the teacher holds whole
+    for word, (student, teacher) in enumerate(_word_spans(text, None, encs, (s, t), n)):
+        assert student == teacher, word  # never a word the teacher holds in part
 
 
 @pytest.mark.parametrize("how", ["mean", "first"])

@@ -30,8 +30,11 @@ def corpus() -> list[str]:
                                             n_test=32).load("train")] + EXTRA
 
 
-def train_bpe(folder: Path, vocab_size: int = 400) -> str:
-    """A RoBERTa-like byte-level BPE (<s> ... </s></s> ... </s>), saved to ``folder``."""
+def train_bpe(folder: Path, vocab_size: int = 400, trim_offsets: bool = True) -> str:
+    """A RoBERTa-like byte-level BPE (<s> ... </s></s> ... </s>), saved to ``folder``.
+
+    ``trim_offsets=False``: a token's span includes the space before it (``Ġword``).
+    """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -40,8 +43,8 @@ def train_bpe(folder: Path, vocab_size: int = 400) -> str:
         vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok.post_processor = processors.RobertaProcessing(
-        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")), trim_offsets=True,
-        add_prefix_space=False)
+        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")),
+        trim_offsets=trim_offsets, add_prefix_space=False)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                    sep_token="</s>", cls_token="<s>", pad_token="<pad>",
                                    unk_token="<unk>", mask_token="<mask>",
