@@ -19,6 +19,7 @@ from tokenizers import (
 )
 from transformers import AutoConfig, PreTrainedTokenizerFast
 
+from lmcompress.data import train_tokenizer
 from lmcompress.data.synthetic import SyntheticSource
 
 EXTRA = ["The café's naïve chef didn't say... \"wow\"!", "Straße-Test: 3.5 stars, ok?"]
@@ -31,25 +32,8 @@ def corpus() -> list[str]:
 
 
 def train_bpe(folder: Path, vocab_size: int = 400, trim_offsets: bool = True) -> str:
-    """A RoBERTa-like byte-level BPE (<s> ... </s></s> ... </s>), saved to ``folder``.
-
-    ``trim_offsets=False``: a token's span includes the space before it (``Ġword``).
-    """
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok.train_from_iterator(corpus(), trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok.post_processor = processors.RobertaProcessing(
-        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")),
-        trim_offsets=trim_offsets, add_prefix_space=False)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   sep_token="</s>", cls_token="<s>", pad_token="<pad>",
-                                   unk_token="<unk>", mask_token="<mask>",
-                                   model_input_names=["input_ids", "attention_mask"])
-    return _save(fast, folder, "roberta")
+    """A RoBERTa-like byte-level BPE on :func:`corpus` (``lmcompress.data.train_tokenizer``)."""
+    return train_tokenizer.train_bpe(corpus(), folder, vocab_size, trim_offsets)
 
 
 def train_wordpiece(folder: Path, vocab_size: int = 300) -> str:
