@@ -192,3 +192,21 @@ def test_tagging_and_slow_tokenizers_are_refused_by_key():
         check_two_tokenizers({"token_classification"}, (fast, "s"), (fast, "t"))
     with pytest.raises(ValueError, match=r"data\.tokenizer=t: .*slow tokenizer"):
         check_two_tokenizers({"classification"}, (fast, "s"), (SimpleNamespace(), "t"))
+
+
+@pytest.mark.parametrize("padding, width", [("longest", None), ("max_length", 32)])
+def test_collator_pads_each_side_and_the_words(tokenizers, padding, width):
+    from lmcompress.data.words import TwoTokenizerCollator, two_tokenizer_batch
+
+    bpe, wordpiece = (AutoTokenizer.from_pretrained(p) for p in tokenizers)
+    texts = corpus()[:3]
+    features = two_tokenizer_batch({"text": texts}, wordpiece, bpe, 32)
+    rows = [{k: v[i] for k, v in features.items()} | {"labels": i % 2} for i in range(3)]
+    batch = TwoTokenizerCollator(wordpiece, bpe, padding, 32)(rows)
+    counts = [2 + len(t.split()) for t in texts]
+    assert batch["word_mask"].sum(1).tolist() == counts
+    assert batch["word_mask"].shape[1] == (width or max(counts))
+    for side, ids in (("word_index", "input_ids"), ("teacher_word_index", "teacher_input_ids")):
+        assert batch[side].shape == batch[ids].shape
+        assert (batch[side][batch[ids.replace("input_ids", "attention_mask")] == 0] == -1).all()
+    assert batch["teacher_input_ids"].max() < len(bpe) and batch["labels"].tolist() == [0, 1, 0]
