@@ -162,7 +162,7 @@ class TeacherSpec(ModelSpec):
 
 @dataclass
 class StudentSpec:
-    """The student of a distillation stage (always uses the teacher's tokenizer)."""
+    """The student of a distillation stage (the teacher's tokenizer unless ``tokenizer`` is set)."""
 
     init: str = "teacher_layers"
     """teacher_layers (copy a subset of the teacher's layers) | pretrained | config."""
@@ -173,9 +173,11 @@ class StudentSpec:
     strategy: str = "skip"
     """skip: every (L/k)-th layer ending at the last one; first: layers 0..k-1."""
     name_or_path: str | None = None
-    """Pretrained student for ``init=pretrained`` (must share the teacher's tokenizer)."""
+    """Pretrained student for ``init=pretrained`` (the teacher's tokenizer unless ``tokenizer``)."""
     tokenizer: str | None = None
-    """Ignored: the student always uses the teacher's tokenizer (kept for config symmetry)."""
+    """The student's own tokenizer (init=config or pretrained): the CKD relations then compare
+    words, not tokens (docs/ckd.md §12). Null, or one identical to the teacher's: it shares the
+    teacher's."""
     pretrained: bool = True
     """Unused except by ``init=pretrained`` (always loads its weights)."""
     config: dict[str, Any] = field(default_factory=dict)

@@ -1,11 +1,13 @@
 """One LightningDataModule for every task: a Source gives raw examples, this tokenises and batches.
 
-Tokenisation always uses the teacher's tokenizer (the student shares it, so relation losses see the
-same token positions). Batches are padded dynamically to their longest member (or to
-``max_length`` with ``pad_to_max_length``, the official CKD setting). ``batch_size`` is the
-*global* batch: each of the ``W`` processes loads ``batch_size // W`` examples, so one optimizer
-step always sees ``batch_size`` examples (16 global / 2 processes = 8 per device; steps per
-epoch = ceil(ceil(N / W) / (batch_size / W))).
+Tokenisation uses the teacher's tokenizer (the student shares it, so relation losses see the
+same token positions), unless ``student_tokenizer`` names another one: then the model inputs are
+the student's tokens, the teacher gets its own ``teacher_*`` columns, and both sides carry
+token -> word indices (distillation across tokenizers, docs/ckd.md §12). Batches are padded
+dynamically to their longest member (or to ``max_length`` with ``pad_to_max_length``, the
+official CKD setting). ``batch_size`` is the *global* batch: each of the ``W`` processes
+loads ``batch_size // W`` examples, so one optimizer step always sees ``batch_size`` examples
+(16 global / 2 processes = 8 per device; steps per epoch = ceil(ceil(N / W) / (batch_size / W))).
 
 Labels, per split (docs/data.md): train, validation and ``report_splits`` must be labelled
 (an unlabelled example is refused at load time, naming its file and line); the test split is
@@ -38,7 +40,7 @@ from lmcompress.data.labels import (
     scored_test_split,
 )
 from lmcompress.data.loader import ResumableDataLoader
-from lmcompress.models.hub import load_tokenizer
+from lmcompress.data.words import TwoTokenizerCollator, check_two_tokenizers, load_tokenizers
 from lmcompress.specs import TaskSpec
 from lmcompress.utils.instantiate import instantiate_plain
 
@@ -60,6 +62,8 @@ class TextDataModule(pl.LightningDataModule):
     Args:
         source: the raw-example provider (instantiated from ``task.source``).
         tokenizer: model reference whose tokenizer is used (the teacher's).
+        student_tokenizer: the student's own tokenizer, for distillation across tokenizers
+            (docs/ckd.md §12); null, or one identical to ``tokenizer``'s: one for both.
         max_length: truncation length in tokens.
         batch_size: global batch size (divided by the number of processes).
         eval_batch_size: global batch size for evaluation (default: ``batch_size``).
@@ -89,13 +93,14 @@ class TextDataModule(pl.LightningDataModule):
                  test_split: str | None = "test", report_splits: list[str] | None = None,
                  pad_to_max_length: bool = False, streams: dict[str, Any] | None = None,
                  seed: int | None = None, shuffle_train_labels: bool = False,
-                 limit_sample: bool = False):
+                 limit_sample: bool = False, student_tokenizer: str | None = None):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
         for key, limit in (("train_limit", train_limit), ("eval_limit", eval_limit)):
             check_limit(f"data.{key}", limit)
         self.source, self.tokenizer_ref = source, tokenizer
+        self.student_tokenizer_ref = student_tokenizer
         self.max_length, self.batch_size = max_length, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.cache_dir = num_workers, cache_dir
@@ -107,7 +112,7 @@ class TextDataModule(pl.LightningDataModule):
         self.shuffle_train_labels = shuffle_train_labels
         self.streams = {name: self._stream(name, spec) for name, spec in (streams or {}).items()}
         self.test_labeled = True
-        self._tokenizer = None
+        self._tokenizer = self._teacher_tokenizer = None
         self._raw: dict[str, list[Example]] = {}
         self.datasets: dict[str, Any] = {}
 
@@ -127,15 +132,27 @@ class TextDataModule(pl.LightningDataModule):
     # -- checks before any model is built -------------------------------------------------------
     @property
     def tokenizer(self):
-        """The tokenizer (loaded on first use)."""
+        """The tokenizer of the trained model's inputs (loaded on first use; exported with it)."""
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.tokenizer_ref)
+            self._tokenizer, self._teacher_tokenizer = load_tokenizers(
+                self.tokenizer_ref, self.student_tokenizer_ref)
         return self._tokenizer
+
+    @property
+    def teacher_tokenizer(self):
+        """The teacher's own tokenizer when the student has another one, else None."""
+        _ = self.tokenizer
+        return self._teacher_tokenizer
 
     def validate(self, task: TaskSpec | None = None) -> dict[str, int]:
         """Load every split and stream this run needs, so bad data fails before training."""
         if task is not None:
             check_task_matches_source(task, self.source)
+        if self.student_tokenizer_ref is not None and self.teacher_tokenizer is not None:
+            check_two_tokenizers({self.source.kind, *(v.source.kind for v in
+                                                     self.streams.values())},
+                                 (self.tokenizer, self.student_tokenizer_ref),
+                                 (self.teacher_tokenizer, self.tokenizer_ref))
         labelled = ["train", self.val_split, *self.report_splits]
         needed = labelled + ([self.test_split] if self.test_split else [])
         missing = [s for s in needed if s not in self.source.splits()]
@@ -181,7 +198,8 @@ class TextDataModule(pl.LightningDataModule):
             kind = (stream.source if stream else self.source).kind
             labels = stream.labels if stream else (name != self.test_split or self.test_labeled)
             self.datasets[name] = tokenize(self._examples(name), self.tokenizer, self.max_length,
-                                           kind, labels, self.cache_dir, name)
+                                           kind, labels, self.cache_dir, name,
+                                           self.teacher_tokenizer)
         return self.datasets[name]
 
     def train_dataloader(self) -> ResumableDataLoader:
@@ -211,6 +229,9 @@ class TextDataModule(pl.LightningDataModule):
         stream = self.streams.get(name)
         kind = (stream.source if stream else self.source).kind
         padding = "max_length" if self.pad_to_max_length else "longest"
+        if self.teacher_tokenizer is not None:
+            return TwoTokenizerCollator(self.tokenizer, self.teacher_tokenizer, padding,
+                                        self.max_length)
         if kind == "token_classification":
             return DataCollatorForTokenClassification(self.tokenizer, padding=padding,
                                                       max_length=self.max_length)

@@ -22,6 +22,7 @@ from typing import Any
 import datasets
 
 from lmcompress.data.base import Example
+from lmcompress.data.words import two_tokenizer_batch
 from lmcompress.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,12 @@ datasets.disable_progress_bars()
 
 
 def cache_key(examples: list[Example], tokenizer: Any, max_length: int, with_labels: bool,
-              kind: str) -> str:
+              kind: str, teacher_tokenizer: Any = None) -> str:
     """Digest of everything the features depend on."""
     vocab = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    payload = json.dumps({
+    extra = {} if teacher_tokenizer is None else {"teacher": cache_key(
+        [], teacher_tokenizer, max_length, with_labels, "two_tokenizers")}
+    payload = json.dumps({**extra,
         "examples": hashlib.sha256(repr([(e.text, e.text_pair, e.label) for e in examples])
                                    .encode()).hexdigest(),
         "vocab": vocab.hexdigest(), "lower": str(getattr(tokenizer, "do_lower_case", None)),
@@ -45,8 +48,12 @@ def cache_key(examples: list[Example], tokenizer: Any, max_length: int, with_lab
 
 def tokenize(examples: list[Example], tokenizer: Any, max_length: int, kind: str,
              with_labels: bool = True, cache_dir: str | None = None,
-             name: str = "split") -> datasets.Dataset:
-    """Features of ``examples`` (see module docstring), from the cache when present."""
+             name: str = "split", teacher_tokenizer: Any = None) -> datasets.Dataset:
+    """Features of ``examples`` (see module docstring), from the cache when present.
+
+    With ``teacher_tokenizer`` (distillation across tokenizers, sentence tasks only), the
+    teacher's own ``teacher_*`` columns and both sides' word indices are added (``words.py``).
+    """
     if not examples:
         return datasets.Dataset.from_dict({"input_ids": [], "attention_mask": [], "index": []})
     columns: dict[str, list] = {"index": list(range(len(examples))),
@@ -56,13 +63,18 @@ def tokenize(examples: list[Example], tokenizer: Any, max_length: int, kind: str
     if with_labels:
         columns["labels"] = [e.label for e in examples]
     raw = datasets.Dataset.from_dict(columns)
-    key = cache_key(examples, tokenizer, max_length, with_labels, kind)
+    key = cache_key(examples, tokenizer, max_length, with_labels, kind, teacher_tokenizer)
     cache_file = None
     if cache_dir:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         cache_file = str(Path(cache_dir) / f"{name}_{key}.arrow")
     fn = _tag_batch if kind == "token_classification" else _sentence_batch
-    out = raw.map(fn, batched=True, fn_kwargs={"tokenizer": tokenizer, "max_length": max_length},
+    if teacher_tokenizer is not None and kind == "token_classification":
+        raise ValueError("a tagging task cannot use two tokenizers (docs/ckd.md §12)")
+    kwargs = {"tokenizer": tokenizer, "max_length": max_length}
+    if teacher_tokenizer is not None:
+        fn, kwargs["teacher_tokenizer"] = two_tokenizer_batch, teacher_tokenizer
+    out = raw.map(fn, batched=True, fn_kwargs=kwargs,
                   remove_columns=[c for c in ("text", "text_pair") if c in columns],
                   cache_file_name=cache_file, new_fingerprint=key, load_from_cache_file=True)
     log.info("features %s: %d examples", name, len(out))

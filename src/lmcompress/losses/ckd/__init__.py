@@ -16,6 +16,7 @@ import torch
 
 from lmcompress.losses.ckd.relations import CHOICES, check_choices, check_window, window_index
 from lmcompress.losses.ckd.shared import CKD_TERMS, ckd_terms
+from lmcompress.losses.ckd.words import WORD_POOLINGS, has_words, word_states
 from lmcompress.losses.registry import TermInputs, register_family
 
 __all__ = ["CKD_TERMS", "ckd_terms", "check_options", "window_index"]
@@ -25,6 +26,9 @@ def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
     """Refuse a CKD option value before training, naming ``<where>.<option>``."""
     check_choices(where, **{name: options[name] for name in CHOICES if name in options})
     check_window(options.get("window", 21), f"{where}.window")
+    pooling = options.get("word_pooling", "mean")
+    if pooling not in WORD_POOLINGS:
+        raise ValueError(f"{where}.word_pooling={pooling!r}: choose from {WORD_POOLINGS}")
     for name in ("mask_window", "dist_norm", "centre"):
         if name in options and not isinstance(options[name], bool):
             raise ValueError(f"{where}.{name}={options[name]!r}: must be true or false")
@@ -37,12 +41,20 @@ def check_options(options: dict[str, Any], where: str = "loss.ckd") -> None:
 def ckd_family(inputs: TermInputs, names: list[str], *, window: int | None = 21,
                mask_window: bool = True, distance: str = "cos", dist_norm: bool = False,
                pair_loss: str = "kldiv", triple_loss: str = "l2", normalize: str = "global",
-               chunk_size: int = 8, centre: bool = True) -> dict[str, torch.Tensor]:
-    """CKD relations of the matched hidden states (student vs teacher, each in its own space)."""
+               chunk_size: int = 8, centre: bool = True, word_pooling: str = "mean"
+               ) -> dict[str, torch.Tensor]:
+    """CKD relations of the matched hidden states (student vs teacher, each in its own space).
+
+    A batch from two tokenizers (``word_mask`` present) compares words instead of tokens, each
+    side's tokens pooled by ``word_pooling`` (docs/ckd.md §12); otherwise nothing changes.
+    """
     lm = inputs.layer_map
     s_h = torch.stack([inputs.student.hidden_states[i] for i in lm.student], dim=1)
     t_h = torch.stack([inputs.teacher.hidden_states[i] for i in lm.teacher], dim=1)
-    return ckd_terms(s_h, t_h, inputs.batch["attention_mask"], names, window=window,
+    mask = inputs.batch["attention_mask"]
+    if has_words(inputs.batch):
+        s_h, t_h, mask = word_states(s_h, t_h, inputs.batch, word_pooling)
+    return ckd_terms(s_h, t_h, mask, names, window=window,
                      mask_window=mask_window, distance=distance, dist_norm=dist_norm,
                      pair_loss=pair_loss, triple_loss=triple_loss, normalize=normalize,
                      chunk_size=chunk_size, centre=centre)
