@@ -128,3 +128,22 @@ def test_two_seeds_of_the_same_runs_are_pooled_not_refused(tmp_path):
     assert ("a", "b@seed1") in analysis.fits and ("a", "b@seed2") in analysis.fits
     text = power_section(table, spec, n_boot=200)
     assert "fit `paper`" in text and "fit `within_group`" in text and "vs alternate" in text
+
+
+@pytest.mark.data
+def test_the_power_targets_use_every_review_not_in_the_ate_text(shared_data):
+    import yaml
+
+    from lmcompress.utils.instantiate import instantiate_plain
+    from lmcompress.utils.paths import conf_dir
+
+    streams = yaml.safe_load((conf_dir() / "targets" / "amazon_power.yaml").read_text())
+    for domain in ("books", "kitchen"):
+        built = {}
+        for kind in ("unlabeled", "test"):
+            spec = dict(streams[f"{domain}_{kind}"]["source"])
+            spec["data_dir"] = str(shared_data / "amazon_blitzer2007")
+            built[kind] = instantiate_plain(spec).load(streams[f"{domain}_{kind}"]["split"])
+        ate, test = ({e.where for e in built[k]} for k in ("unlabeled", "test"))
+        assert len(ate) == 400 and len(test) == 1600 and not ate & test
+        assert all(e.label is None for e in built["unlabeled"])
