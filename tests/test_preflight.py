@@ -118,6 +118,13 @@ def test_the_recorded_dev_score_of_the_teachers_run_is_used(tmp_path):
     assert result["passed"] and teacher.calls == 0 and "metrics.json" in result["score_source"]
     other = TaskSpec(**{**TASK.__dict__, "name": "other"})  # another task: evaluated instead
     assert recorded_score(spec, other) is None
+    # a DynaBERT sub-model's export (phase 2's teacher): its own entry of the run's metrics.json
+    dyna = tmp_path / "dyna"
+    (dyna / "export" / "w1.00_d1.00").mkdir(parents=True)
+    (dyna / "metrics.json").write_text(json.dumps({"task": "toy", "val": {"val/accuracy": 0.5},
+        "submodels": {"w1.00_d1.00": {"val": {"val/accuracy": 0.8}}}}))
+    sub = TeacherSpec(name_or_path=str(dyna / "export" / "w1.00_d1.00"))
+    assert recorded_score(sub, TASK)[0] == 0.8
 
 
 def test_the_distill_stage_refuses_a_random_teacher_before_training(make_cfg):

@@ -109,8 +109,8 @@ def recorded_score(spec: Any, task: TaskSpec) -> tuple[float, str] | None:
     if metrics.get("task") != task.name:
         return None
     if submodel is not None:
-        value = ((metrics.get("submodels") or {}).get(submodel) or {}).get("val", {}).get(
-            task.main_metric)
+        val = ((metrics.get("submodels") or {}).get(submodel) or {}).get("val", {})
+        value = val.get(f"val/{task.main_metric}", val.get(task.main_metric))
     else:
         value = (metrics.get("val") or {}).get(f"val/{task.main_metric}")
     if not isinstance(value, int | float):
