@@ -49,8 +49,10 @@ class Probe:
 RUN = ["-m", "lmcompress.run"]
 LOG = ["logger=csv", "hardware=cpu", "data.batch_size=16", "trainer.max_epochs=1"]
 TEACHER = [*RUN, "-cn", "teacher", "model=tiny", "task=tiny", *LOG]
-DISTILL = [*RUN, "-cn", "distill", "teacher=tiny", "student=tiny", "task=tiny", "loss=kd", *LOG]
-DYNABERT = [*RUN, "-cn", "dynabert", "teacher=tiny", "task=tiny", *LOG]
+WEAK_OK = ["preflight.allow_weak_teacher=true"]  # random tiny teachers sit at the baseline
+DISTILL = [*RUN, "-cn", "distill", "teacher=tiny", "student=tiny", "task=tiny", "loss=kd", *LOG,
+           *WEAK_OK]
+DYNABERT = [*RUN, "-cn", "dynabert", "teacher=tiny", "task=tiny", *LOG, *WEAK_OK]
 AMOC = [*RUN, "-cn", "amoc_tiny", "logger=csv", "trainer.max_epochs=1"]
 LONG = ["task.source.n_train=800", "trainer.max_epochs=200"]  # minutes: long enough to signal
 RECIPE = ["-m", "lmcompress.recipe"]

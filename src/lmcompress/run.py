@@ -41,6 +41,7 @@ from lmcompress.utils.io import write_json_atomic
 from lmcompress.utils.latency import measure_latency
 from lmcompress.utils.logs import quiet_libraries
 from lmcompress.utils.paths import check_code_matches_checkout, conf_dir, register_resolvers
+from lmcompress.utils.preflight import PreflightSpec, check_teacher
 from lmcompress.utils.run_lock import run_folder_lock
 from lmcompress.utils.task_wrapper import Interrupted, task_wrapper
 
@@ -84,6 +85,8 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
     log.info("data: %s", sizes)
     module: Stage = check_stage(instantiate_plain(cfg.module), cfg.module._target_)
     check_max_length(module, datamodule.max_length)
+    preflight = check_teacher(module, datamodule, parse(
+        PreflightSpec, cfg.get("preflight") or {}, "preflight")) if cfg.fit else None
     module.run_identity = run_identity(cfg)
     trainer = build_trainer(cfg)
     ckpt = resume_checkpoint(cfg, type(module).__name__) if cfg.fit else None
@@ -109,7 +112,7 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
         "model": stats(module.export_models().get("", module.model), cfg),
         "world_size": trainer.world_size, "export_dir": exports.get(""),
         "wall_time_s": round(time.time() - start, 1), "overrides": _overrides(),
-        **module.provenance(),
+        **module.provenance(), **({"preflight": preflight} if preflight else {}),
     }
     if "" not in module.subnets():
         result["submodels"] = submodel_entries(module, scores, exports,

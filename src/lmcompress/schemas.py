@@ -33,6 +33,7 @@ from lmcompress.specs import (
     TaskSpec,
     TeacherSpec,
 )
+from lmcompress.utils.preflight import PreflightSpec
 
 SCHEMAS: dict[str, type] = {
     "optim": OptimSpec,              # module.optim of every stage
@@ -43,6 +44,7 @@ SCHEMAS: dict[str, type] = {
     "model": ModelSpec,              # conf/model/*
     "teacher": TeacherSpec,          # conf/teacher/*
     "student": StudentSpec,          # conf/student/*
+    "preflight": PreflightSpec,      # preflight (the teacher check of distill / dynabert)
 }
 """``schema/<name>`` -> the dataclass whose defaults it holds."""
 

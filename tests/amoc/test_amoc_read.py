@@ -73,7 +73,7 @@ def test_one_report_command_detects_amoc_runs(tmp_path, monkeypatch, capsys):
         capsys.readouterr().err)
     calls = []
 
-    def fake_report(folders, out, spec):
+    def fake_report(folders, out, spec, *rest):
         calls.append((folders, out, spec.response))
         (tmp_path / "results.md").write_text("# AMoC\n")
         return {"results": tmp_path / "results.md"}

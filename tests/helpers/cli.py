@@ -9,7 +9,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["model=tiny", "task=tiny", "logger=csv", "hardware=cpu", "data.batch_size=16",
-        "trainer.max_epochs=1", "export=true", "log_every_n_steps=1"]
+        "trainer.max_epochs=1", "export=true", "log_every_n_steps=1",
+        "preflight.allow_weak_teacher=true"]  # random tiny teachers sit at the baseline
 OFFLINE_ENV = {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "HF_DATASETS_OFFLINE": "1", "WANDB_SILENT": "true",
                "TOKENIZERS_PARALLELISM": "false"}

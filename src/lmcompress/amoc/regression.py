@@ -5,6 +5,15 @@ intercept-only model, each step adds the feature with the smallest p-value if it
 ``p_enter`` (0.05), then drops any included feature whose p-value exceeds ``p_remove`` (0.10),
 until nothing changes. Fitted **leave-one-target-domain-out**: for the pair (S, T), only rows
 whose target is not T and whose source is not T are used, so T's labels never inform its choice.
+
+``fit``: ``paper`` regresses the score itself (the paper's design: most of its variance lies
+between pairs, which choose nothing); ``within_group`` (ours, ranking-focused) first centres the
+response and every feature on their mean within each selection group (source, target, budget):
+the group fixed-effects estimator, fitted on within-group differences only, which is what the
+choice among a group's candidates uses. Pair-level features and ``n_removed`` are constant in a
+group, so they drop out; a held-out group's features are centred on its own (label-free) mean.
+Its p-values use ``n - groups - p`` residual degrees of freedom (the group means are estimated),
+as a regression with one dummy per group would.
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ import pandas as pd
 import statsmodels.api as sm
 
 RESPONSES = ("target_score", "target_drop")
+FITS = ("paper", "within_group")
+GROUP = ["source", "target", "n_removed"]
+"""A selection group: one pair's candidates of one budget (``amoc/select.py``)."""
 
 
 @dataclass
@@ -31,11 +43,17 @@ class RegressionSpec:
     """A feature enters if its p-value is below this."""
     p_remove: float = 0.10
     """An included feature leaves if its p-value rises above this."""
+    fit: str = "paper"
+    """paper: OLS of the response | within_group: centred within (source, target, budget)."""
+    seed: int = 0
+    """Breaks ties among equal predictions at random (``amoc/select.py``)."""
 
     def check(self, key: str) -> None:
-        """Known response, ordered thresholds."""
+        """Known response and fit, ordered thresholds."""
         if self.response not in RESPONSES:
             raise ValueError(f"{key}.response={self.response!r}: choose from {RESPONSES}")
+        if self.fit not in FITS:
+            raise ValueError(f"{key}.fit={self.fit!r}: choose from {FITS}")
         if not 0 < self.p_enter <= self.p_remove < 1:
             raise ValueError(f"{key}: need 0 < p_enter ({self.p_enter}) <= p_remove "
                              f"({self.p_remove}) < 1")
@@ -63,10 +81,14 @@ class StepwiseFit:
     """Offered features that were constant on the training rows (never selectable)."""
     steps: list[str] = field(default_factory=list)
     """The path: ``+feature (p=...)`` / ``-feature (p=...)``."""
+    fit: str = "paper"
+    """paper | within_group (then predictions are within-group deviations: they rank only)."""
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predicted response for each row of ``table``."""
         out = np.full(len(table), self.coef["const"], dtype=float)
+        if self.fit == "within_group":
+            table = centred(table, self.selected)
         for name in self.selected:
             z = (table[name].to_numpy(dtype=float) - self.mean[name]) / self.std[name]
             out += self.coef[name] * z
@@ -79,35 +101,42 @@ class StepwiseFit:
                              "p_value": [self.pvalues[t] for t in terms]})
 
 
-def _ols(y: pd.Series, x: pd.DataFrame):
-    return sm.OLS(y.to_numpy(float), sm.add_constant(x.to_numpy(float), has_constant="add")).fit()
+def _ols(y: pd.Series, x: pd.DataFrame, absorbed: int = 0):
+    """OLS with an intercept; ``absorbed`` more degrees of freedom spent (group means)."""
+    model = sm.OLS(y.to_numpy(float), sm.add_constant(x.to_numpy(float), has_constant="add"))
+    if absorbed:
+        model.df_resid = model.df_resid - absorbed
+    return model.fit()
 
 
-def _pvalue(y: pd.Series, z: pd.DataFrame, terms: list[str], name: str) -> float | None:
+def _pvalue(y: pd.Series, z: pd.DataFrame, terms: list[str], name: str,
+            absorbed: int = 0) -> float | None:
     """p-value of ``name`` in the OLS on ``terms``; None if that design is rank-deficient."""
     design = sm.add_constant(z[terms].to_numpy(float), has_constant="add")
-    if len(y) - design.shape[1] < 1 or np.linalg.matrix_rank(design) < design.shape[1]:
+    if len(y) - design.shape[1] - absorbed < 1 or np.linalg.matrix_rank(
+            design) < design.shape[1]:
         return None
-    p = _ols(y, z[terms]).pvalues[1 + terms.index(name)]
+    p = _ols(y, z[terms], absorbed).pvalues[1 + terms.index(name)]
     return 1.0 if np.isnan(p) else float(p)
 
 
 def _step(y: pd.Series, z: pd.DataFrame, selected: list[str], p_enter: float,
-          p_remove: float) -> list[str]:
+          p_remove: float, absorbed: int = 0) -> list[str]:
     """One forward then one backward step; returns the changes made.
 
     Forward: add the feature with the smallest p-value if it is below ``p_enter``. Backward:
     drop the included feature with the largest p-value if it is above ``p_remove``.
     """
     changes = []
-    adds = {f: _pvalue(y, z, [*selected, f], f) for f in z.columns if f not in selected}
+    adds = {f: _pvalue(y, z, [*selected, f], f, absorbed) for f in z.columns
+            if f not in selected}
     adds = {f: p for f, p in adds.items() if p is not None}
     if adds and min(adds.values()) < p_enter:
         best = min(adds, key=adds.get)
         selected.append(best)
         changes.append(f"+{best} (p={adds[best]:.3g})")
     if selected:
-        drops = {f: _pvalue(y, z, selected, f) for f in selected}
+        drops = {f: _pvalue(y, z, selected, f, absorbed) for f in selected}
         drops = {f: 1.0 if p is None else p for f, p in drops.items()}
         worst = max(drops, key=drops.get)
         if drops[worst] > p_remove:
@@ -117,8 +146,11 @@ def _step(y: pd.Series, z: pd.DataFrame, selected: list[str], p_enter: float,
 
 
 def stepwise_ols(table: pd.DataFrame, features: Sequence[str], response: str,
-                 p_enter: float = 0.05, p_remove: float = 0.10) -> StepwiseFit:
+                 p_enter: float = 0.05, p_remove: float = 0.10,
+                 fit: str = "paper") -> StepwiseFit:
     """Fit the bidirectional stepwise OLS of ``response`` on ``features`` (module docstring)."""
+    if fit not in FITS:
+        raise ValueError(f"regression fit={fit!r}: choose from {FITS}")
     if not p_enter <= p_remove:
         raise ValueError(f"p_enter={p_enter} must be <= p_remove={p_remove} (else a feature "
                          "can enter and leave forever)")
@@ -130,6 +162,10 @@ def stepwise_ols(table: pd.DataFrame, features: Sequence[str], response: str,
     if missing:
         raise RegressionRefused(f"stepwise OLS: missing values in column(s) {missing}")
     x, y = table[features].astype(float), table[response].astype(float)
+    absorbed = 0
+    if fit == "within_group":
+        x, y = centred(table, features), centred(table, [response])[response]
+        absorbed = table.groupby(GROUP).ngroups - 1  # the intercept is one of the means
     if not y.std(ddof=0) > 1e-12:
         raise RegressionRefused(f"stepwise OLS: '{response}' is constant ({y.iloc[0]:.4g}) on "
                                 f"all {len(y)} training rows: there is nothing to predict")
@@ -140,21 +176,27 @@ def stepwise_ols(table: pd.DataFrame, features: Sequence[str], response: str,
     selected: list[str] = []
     steps: list[str] = []
     seen = {()}
-    while changes := _step(y, z, selected, p_enter, p_remove):
+    while changes := _step(y, z, selected, p_enter, p_remove, absorbed):
         steps += changes
         state = tuple(sorted(selected))
         if state in seen:  # a cycle (possible with near-collinear features): stop here
             break
         seen.add(state)
-    result = _ols(y, z[selected])
+    result = _ols(y, z[selected], absorbed)
     terms = ["const", *selected]
     return StepwiseFit(
-        response=response, selected=selected,
+        response=response, selected=selected, fit=fit,
         coef=dict(zip(terms, map(float, result.params), strict=True)),
         pvalues=dict(zip(terms, map(float, result.pvalues), strict=True)),
         r2=float(result.rsquared), adj_r2=float(result.rsquared_adj), n_rows=len(table),
         mean={f: float(mean[f]) for f in usable}, std={f: float(std[f]) for f in usable},
         constant=constant, steps=steps)
+
+
+def centred(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` minus their mean within each selection group (:data:`GROUP`)."""
+    values = table[list(columns)].astype(float)
+    return values - values.groupby([table[g] for g in GROUP]).transform("mean")
 
 
 def training_rows(table: pd.DataFrame, target: str) -> pd.DataFrame:

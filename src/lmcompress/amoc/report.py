@@ -19,7 +19,6 @@ module, ``--out`` required) still works; ``lmcompress.report`` detects AMoC runs
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from lmcompress.amoc.features import feature_columns
+from lmcompress.amoc.power import analyse_seeds, power_section, with_seeds
 from lmcompress.amoc.read import read_all
 from lmcompress.amoc.regression import RegressionRefused, RegressionSpec, stepwise_ols
-from lmcompress.amoc.select import COMPETITORS, METHODS, Analysis, analyse, json_safe
+from lmcompress.amoc.run_sections import cost_section, finetune_section, run_selections
+from lmcompress.amoc.select import COMPETITORS, METHODS, Analysis, json_safe
 from lmcompress.utils.io import write_json_atomic
 
-KEY = ["source", "target", "removed"]
+KEY = ["source", "target", "removed", "seed"]
 
 
 def load_candidates(folders: Sequence[str | Path]) -> pd.DataFrame:
@@ -46,14 +47,15 @@ def load_candidates(folders: Sequence[str | Path]) -> pd.DataFrame:
             raise FileNotFoundError(f"no amoc/candidates.csv under {folder}")
         files += found
     tables, left_out = read_all(files)  # a truncated table is left out, never read in part
-    table = pd.concat(tables, ignore_index=True)
+    table = with_seeds(pd.concat(tables, ignore_index=True))
     table.attrs["left_out"] = left_out
     duplicated = table[table.duplicated(KEY, keep=False)]
     if len(duplicated):
         row = duplicated.iloc[0]
         where = sorted(set(duplicated[(duplicated[KEY] == row[KEY]).all(axis=1)]["file"]))
         raise ValueError(f"pair {row['source']} -> {row['target']}, removed {row['removed']} "
-                         f"appears in several runs: {where}; pass one run per source domain")
+                         f"appears in several runs of seed {row['seed']}: {where}; pass one run "
+                         "per source domain and seed")
     return table
 
 
@@ -82,7 +84,8 @@ def results_section(analysis: Analysis) -> str:
     """Per (pair, budget) choices, then the per-method summary."""
     headers = ["source → target", "k", "AMoC", "ATE-min", "random", "top", "bottom",
                "alternate", "oracle", "full", "regret", "win"]
-    rows = [[f"{e['source']} → {e['target']}", e["k"], *(_choice(e, m) for m in METHODS),
+    rows = [[f"{e['source']} → {e['target']}" + (f" (seed {e['seed']})" if "seed" in e else ""),
+             e["k"], *(_choice(e, m) for m in METHODS),
              _pct(e["full"]), _pct(e.get("regret")),
              {True: "yes", False: "tie" if e.get("tie") else "no"}.get(e.get("win"), "n/a")]
             for e in analysis.entries]
@@ -104,7 +107,7 @@ def regression_section(table: pd.DataFrame, analysis: Analysis, spec: Regression
     parts = ["## Regression (stepwise OLS, standardised features)"]
     features = spec.features or feature_columns(table)
     try:
-        fit = stepwise_ols(table, features, spec.response, spec.p_enter, spec.p_remove)
+        fit = stepwise_ols(table, features, spec.response, spec.p_enter, spec.p_remove, spec.fit)
         rows = [[t, f"{c:+.4f}", f"{p:.3g}"] for t, c, p in fit.summary().itertuples(
             index=False)]
         parts += [f"All {fit.n_rows} rows, response `{spec.response}`: R² = {fit.r2:.3f}, "
@@ -174,90 +177,13 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def run_selections(files: Sequence[str]) -> list[dict[str, Any]]:
-    """The ``selection.json`` beside each candidates table (runs without one are skipped)."""
-    paths = [Path(f).with_name("selection.json") for f in files]
-    return [json.loads(p.read_text()) for p in paths if p.is_file()]
-
-
-def cost_section(selections: Sequence[dict[str, Any]]) -> str:
-    """Search time per run from its ``selection.json``, and the cached/independent ratio.
-
-    ``independent`` re-ran some candidates without the cache, each right after its cached fit
-    was timed again (``independent_subset``). The
-    whole-search estimate scales the candidate fits by that ratio and charges the independent
-    search nothing for the base model's passes (which it would need for the ATE): a lower bound
-    of the whole search's saving.
-    """
-    rows = []
-    for selection in selections:
-        timing = selection.get("timing", {})
-        fits = timing.get("search_s", 0.0) - timing.get("cache_s", 0.0)
-        independent = timing.get("independent") or {}
-        ratio = independent.get("ratio")
-        whole = ratio * fits / timing["search_s"] if ratio and timing.get("search_s") else None
-        rows.append([selection.get("source", "?"), timing.get("candidates"),
-                     f"{timing.get('cache_s', 0):.0f}", f"{timing.get('search_s', 0):.0f}",
-                     f"{timing.get('per_candidate_s', 0):.1f}",
-                     f"{independent.get('candidates', 0)}: {independent.get('cached_s', 0):.0f}"
-                     f" vs {independent.get('independent_s', 0):.0f} s"
-                     if independent else "not measured",
-                     f"{ratio:.2f}×" if ratio else "–", _bound(independent.get("bound")),
-                     f"{whole:.2f}×" if whole else "–"])
-    if not rows:
-        return "## Search cost\n\nNo selection.json with timing next to the candidates tables."
-    headers = ["source", "candidates", "cache s", "search s", "s per candidate",
-               "uncached re-run: cached vs independent", "fit ratio",
-               "the cache's bound (training–prediction)", "whole search (lower bound)"]
-    return "## Search cost\n\n" + _markdown(headers, rows) + (
-        "\n\nWhole search: the candidate fits scaled by the re-run's ratio over the cached "
-        "search time including its base-model passes (an independent search is charged none of "
-        "them, so this is a lower bound of the saving). The cache's bound is the most it can save "
-        "on the re-run candidates, counted in layer passes (docs/amoc.md §10).")
-
-
-def finetune_section(selections: Sequence[dict[str, Any]]) -> str | None:
-    """The fully fine-tuned choices of each run (``callbacks.amoc.finetune``), if any.
-
-    These are the choices the run made with its own regression (its other targets held out),
-    read from its ``selection.json``; the tables above come from the fit across all runs.
-    """
-    rows, means = [], {}
-    for selection in selections:
-        for e in selection.get("selections", []):
-            for method in METHODS:
-                choice = e.get(method) or {}
-                if "finetuned_score" not in choice:
-                    continue
-                rows.append([f"{e['source']} → {e['target']}", e["k"], method,
-                             choice["removed"], _pct(choice["target_score"]),
-                             _pct(choice["finetuned_score"])])
-                means.setdefault(method, []).append(
-                    (choice["target_score"], choice["finetuned_score"]))
-    if not rows:
-        return None
-    summary = [[m, len(v), _pct(np.mean([a for a, _ in v])), _pct(np.mean([b for _, b in v]))]
-               for m, v in means.items()]
-    return ("## Chosen candidates, fully fine-tuned\n\nEach run's own choices (its regression "
-            "held out each of its targets), re-trained whole on the source "
-            "(`callbacks.amoc.finetune`), target score after the brief search fine-tune and "
-            "after the full one.\n\n"
-            + _markdown(["pair", "k", "method", "removed", "search", "fine-tuned"], rows)
-            + "\n\n" + _markdown(["method", "groups", "mean search", "mean fine-tuned"],
-                                   summary))
-
-
-def _bound(bound: dict[str, float] | None) -> str:
-    return f"{bound['train']:.2f}–{bound['eval']:.2f}×" if bound else "–"
-
-
 def report(folders: Sequence[str | Path], out: str | Path,
-           spec: RegressionSpec | None = None) -> dict[str, Path]:
+           spec: RegressionSpec | None = None, n_boot: int = 2000) -> dict[str, Path]:
     """Build every output of the module docstring; returns ``{name: path}``."""
     spec = spec or RegressionSpec()
     table = load_candidates(folders)
     left_out = [f"Left out (incomplete): {reason}." for reason in table.attrs["left_out"]]
-    analysis = analyse(table, spec)
+    analysis = analyse_seeds(table, spec)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = table.groupby(["source", "target"]).ngroups
@@ -266,7 +192,8 @@ def report(folders: Sequence[str | Path], out: str | Path,
         "# AMoC: layer removal for domain adaptation",
         f"{pairs} domain pairs, {table['removed'].nunique()} candidates, {len(table)} rows, "
         f"metric `{table['metric'].iloc[0]}`; from {table['file'].nunique()} run(s).", *left_out,
-        results_section(analysis), regression_section(table, analysis, spec),
+        results_section(analysis), power_section(table, spec, n_boot=n_boot),
+        regression_section(table, analysis, spec),
         *filter(None, [finetune_section(selections)]), cost_section(selections)]) + "\n"
     results = out / "results.md"
     results.write_text(text)
@@ -285,10 +212,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--response", default="target_score", help="target_score | target_drop")
     parser.add_argument("--p-enter", type=float, default=0.05)
     parser.add_argument("--p-remove", type=float, default=0.10)
+    parser.add_argument("--fit", default="paper", help="paper | within_group (docs/amoc.md §7)")
+    parser.add_argument("--seed", type=int, default=0, help="prediction ties and the bootstrap")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     args = parser.parse_args(argv)
-    spec = RegressionSpec(response=args.response, p_enter=args.p_enter, p_remove=args.p_remove)
+    spec = RegressionSpec(response=args.response, p_enter=args.p_enter, p_remove=args.p_remove,
+                          fit=args.fit, seed=args.seed)
     spec.check("report")
-    paths = report(args.folders, args.out, spec)
+    paths = report(args.folders, args.out, spec, args.n_boot)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return paths

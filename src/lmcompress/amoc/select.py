@@ -2,7 +2,9 @@
 
 Per source S, target T and budget k, among the candidates removing k layers:
 
-* ``amoc``: the best *predicted* target score (leave-one-target-out stepwise OLS);
+* ``amoc``: the best *predicted* target score (leave-one-target-out stepwise OLS); candidates
+  predicted equal (an intercept-only fit predicts one value for all) are drawn between at random,
+  seeded by ``regression.seed`` and the group, so no candidate wins ties by its row order;
 * ``ate_min``: the smallest target ATE (a label-free ranking without regression; ours);
 * ``full``: the uncompressed model (a reference, not a competitor);
 * ``random``: mean and std of the true target score over all k-candidates;
@@ -15,6 +17,7 @@ Per source S, target T and budget k, among the candidates removing k layers:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,8 +52,20 @@ def _pattern(rows: pd.DataFrame, pattern: str, num_layers: int, k: int) -> dict 
     return _pick(rows, match.index[0]) if len(match) else None
 
 
+def best_predicted(usable: pd.Series, seed: int, group: str) -> tuple[Any, int]:
+    """The index of the highest prediction, ties drawn at random; and how many tied.
+
+    Predictions within 1e-9 (relative) of the maximum count as tied (float noise of equal fits).
+    The draw is seeded by ``seed`` and the group's name, so it is reproducible and independent
+    of the other groups.
+    """
+    top = usable.max()
+    tied = usable.index[np.isclose(usable.to_numpy(), top, rtol=1e-9, atol=1e-12)]
+    return random.Random(f"{seed}:{group}").choice(list(tied)), len(tied)
+
+
 def select_budget(rows: pd.DataFrame, predicted: pd.Series | None, num_layers: int,
-                  patterns: Sequence[str] = PATTERNS) -> dict[str, Any]:
+                  patterns: Sequence[str] = PATTERNS, seed: int = 0) -> dict[str, Any]:
     """The choices and baselines of one (source, target, budget) group of candidates."""
     first = rows.iloc[0]
     k = int(first["n_removed"])
@@ -66,9 +81,10 @@ def select_budget(rows: pd.DataFrame, predicted: pd.Series | None, num_layers: i
         entry[pattern] = _pattern(rows, pattern, num_layers, k)
     usable = predicted.loc[rows.index].dropna() if predicted is not None else pd.Series()
     if len(usable):
-        entry["amoc"] = _pick(rows, usable.idxmax(), predicted)
-        # an intercept-only fit predicts one value for all: the choice is then the first row
-        entry["amoc"]["tied_predictions"] = int((usable == usable.max()).sum())
+        group = f"{entry['source']}->{entry['target']}:{k}"
+        chosen, tied = best_predicted(usable, seed, group)
+        entry["amoc"] = _pick(rows, chosen, predicted)
+        entry["amoc"]["tied_predictions"] = tied
         amoc = entry["amoc"]["target_score"]
         best = max(entry[m]["target_score"] for m in COMPETITORS if entry.get(m))
         entry.update(regret=entry["oracle"]["target_score"] - amoc, win=amoc > best,
@@ -77,11 +93,11 @@ def select_budget(rows: pd.DataFrame, predicted: pd.Series | None, num_layers: i
 
 
 def select(table: pd.DataFrame, predicted: pd.Series | None, num_layers: int,
-           patterns: Sequence[str] = PATTERNS) -> list[dict[str, Any]]:
+           patterns: Sequence[str] = PATTERNS, seed: int = 0) -> list[dict[str, Any]]:
     """:func:`select_budget` for every (source, target, budget) of a candidates table."""
     entries = []
     for _, rows in table.groupby(["source", "target", "n_removed"], sort=True):
-        entries.append(select_budget(rows, predicted, num_layers, patterns))
+        entries.append(select_budget(rows, predicted, num_layers, patterns, seed))
     return entries
 
 
@@ -140,9 +156,9 @@ def analyse(table: pd.DataFrame, spec: RegressionSpec,
             patterns: Sequence[str] = PATTERNS) -> Analysis:
     """Leave-one-target-out stepwise OLS, then the choices of every (pair, budget)."""
     features = spec.features or feature_columns(table)
-    predicted, fits = leave_one_target_out(table, features, spec.response,
-                                           p_enter=spec.p_enter, p_remove=spec.p_remove)
-    entries = select(table, predicted, num_layers_of(table), patterns)
+    predicted, fits = leave_one_target_out(table, features, spec.response, p_enter=spec.p_enter,
+                                           p_remove=spec.p_remove, fit=spec.fit)
+    entries = select(table, predicted, num_layers_of(table), patterns, spec.seed)
     return Analysis(predicted, fits, entries, summarize(entries))
 
 

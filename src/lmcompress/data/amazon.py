@@ -39,8 +39,9 @@ class AmazonSource(Source):
         if domain not in domains:
             raise DataSourceError(f"Amazon domain '{domain}' not in {root}; available: {domains}")
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1
-                and val_fraction + test_fraction < 1):
-            raise DataSourceError("task.source.val_fraction + test_fraction must be in [0, 1)")
+                and val_fraction + test_fraction <= 1):
+            raise DataSourceError("task.source.val_fraction + test_fraction must be in [0, 1] "
+                                  "(1: no train split, e.g. an AMoC target's test + ATE text)")
         self.domain, self.data_dir, self.seed = domain, str(root), seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.unlabeled, self.max_chars = unlabeled, max_chars

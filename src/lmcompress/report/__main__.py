@@ -2,7 +2,8 @@
 
 One command for every report. Folders holding AMoC runs (``amoc/candidates.csv``) get the AMoC
 report (``lmcompress.amoc.report``: ``results.md``, ``selection.json``, two plots; the
-``--response``, ``--p-enter`` and ``--p-remove`` options); other sweeps get the sweep report:
+``--response``, ``--p-enter``, ``--p-remove``, ``--fit``, ``--seed`` and ``--n-boot``
+options); other sweeps get the sweep report:
 it prints the Markdown and writes it, the LaTeX table, the plots and ``failures.md``. ``--out``
 defaults to ``<first folder>/report/``. Without ``--config`` a sweep report uses the
 ``report.yaml`` next to the sweep's ``sweep.yaml`` (the ``-cd`` folder recorded in
@@ -70,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="AMoC: target_score | target_drop")
     parser.add_argument("--p-enter", type=float, default=0.05, help="AMoC: stepwise entry p")
     parser.add_argument("--p-remove", type=float, default=0.10, help="AMoC: stepwise removal p")
+    parser.add_argument("--fit", default="paper",
+                        help="AMoC: paper | within_group (the ranking-focused fit)")
+    parser.add_argument("--seed", type=int, default=0, help="AMoC: prediction ties, bootstrap")
+    parser.add_argument("--n-boot", type=int, default=2000, help="AMoC: bootstrap resamples")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     out = args.out or args.sweep_dirs[0] / "report"
@@ -94,9 +99,10 @@ def amoc_report(args: argparse.Namespace, out: Path) -> int:
     if args.config is not None:
         raise ValueError(f"--config {args.config}: the AMoC report takes --response, "
                          "--p-enter and --p-remove, not a report.yaml")
-    spec = RegressionSpec(response=args.response, p_enter=args.p_enter, p_remove=args.p_remove)
+    spec = RegressionSpec(response=args.response, p_enter=args.p_enter, p_remove=args.p_remove,
+                          fit=args.fit, seed=args.seed)
     spec.check("report")
-    paths = report(args.sweep_dirs, out, spec)
+    paths = report(args.sweep_dirs, out, spec, args.n_boot)
     print(paths["results"].read_text())
     log.info("wrote %s", ", ".join(str(path) for path in paths.values()))
     return 0
