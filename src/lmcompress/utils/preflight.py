@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from lmcompress.metrics import TaskMetrics, predictions
-from lmcompress.specs import SpecError, TaskSpec
+from lmcompress.specs import CORPUS_KIND, SpecError, TaskSpec
 
 log = logging.getLogger("lmcompress")
 MARKER = "lmcompress_publication.json"  # utils.artifacts.MARKER (not imported: no cycle)
@@ -172,8 +172,8 @@ def check_teacher(module: Any, datamodule: Any, spec: PreflightSpec) -> dict[str
             ``spec.allow_weak_teacher`` is false.
     """
     teacher, teacher_spec = getattr(module, "teacher", None), getattr(module, "teacher_spec", None)
-    if teacher is None or teacher_spec is None:
-        return None
+    if teacher is None or teacher_spec is None or module.task.kind == CORPUS_KIND:
+        return None  # no teacher, or general distillation's (a pretrained encoder, no task)
     task: TaskSpec = module.task
     name = teacher_spec.checkpoint or teacher_spec.name_or_path or "(random-init teacher config)"
     recorded = recorded_score(teacher_spec, task)
