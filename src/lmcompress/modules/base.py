@@ -184,7 +184,9 @@ class TaskModule(pl.LightningModule):
         score = float(values[f"val/{self.task.main_metric}"])
         if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self.best_score = max(self.best_score, score)
-            values[f"val/{self.task.main_metric}_best"] = torch.tensor(self.best_score)
+            # on the module's device: sync_dist all-reduces it, and NCCL refuses CPU tensors
+            values[f"val/{self.task.main_metric}_best"] = torch.tensor(self.best_score,
+                                                                       device=self.device)
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
