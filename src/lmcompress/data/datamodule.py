@@ -201,15 +201,20 @@ class TextDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.test_split)
 
-    def eval_dataloader(self, name: str, batch_size: int | None = None) -> DataLoader:
-        """Evaluation loader of a split or stream: in order, each example once across ranks."""
+    def eval_dataloader(self, name: str, batch_size: int | None = None,
+                        shard: bool = True) -> DataLoader:
+        """Evaluation loader of a split or stream: in order, each example once across ranks.
+
+        ``shard=False``: the whole split on this process in global-size batches, the same
+        batches on every rank and in a single-process run (DynaBERT's importance).
+        """
         dataset, sampler = self.features(name), None
         world = self.trainer.world_size if self.trainer is not None else 1
-        if world > 1:  # Lightning's default sampler would pad shards by repeating examples
+        if world > 1 and shard:  # Lightning's default sampler would pad shards by repeating
             sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world,
                                                    rank=self.trainer.global_rank, shuffle=False)
-        return DataLoader(dataset, batch_size=self._per_device(batch_size or
-                                                               self.eval_batch_size),
+        size = batch_size or self.eval_batch_size
+        return DataLoader(dataset, batch_size=self._per_device(size) if shard else size,
                           sampler=sampler, num_workers=self.num_workers,
                           collate_fn=self.collator(name))
 
