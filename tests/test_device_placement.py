@@ -62,3 +62,28 @@ def test_matthews_confusion_matrix_follows_the_predictions_device(monkeypatch):
     with pytest.raises((RuntimeError, NotImplementedError)) as err:
         matthews(preds, target, 2)  # a meta tensor has no value: float() refuses at the end
     assert devices == ["meta"], err.value
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_ddp_predictions_are_gathered_and_written_by_rank_zero_alone(tmp_path, monkeypatch, rank):
+    """Each rank predicts its shard; one file holds every example once, written by rank 0."""
+    import torch.distributed as dist
+
+    from lmcompress.utils.evaluation import write_gathered_predictions
+
+    shards = [[{"index": torch.tensor([0, 2, 4]), "prediction": torch.tensor([1, 0, 1])}],
+              [{"index": torch.tensor([1, 3]), "prediction": torch.tensor([0, 0])}]]
+
+    def all_gather_object(out, obj):
+        assert obj is shards[rank]
+        out[:] = shards
+
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    trainer = type("T", (), {"world_size": 2, "is_global_zero": rank == 0})()
+    path = tmp_path / "test.tsv"
+    assert write_gathered_predictions(trainer, shards[rank], ["neg", "pos"], path) == str(path)
+    if rank:
+        assert not path.exists()
+    else:
+        assert path.read_text().split() == ["index", "prediction", "0", "pos", "1", "neg", "2",
+                                            "neg", "3", "neg", "4", "pos"]

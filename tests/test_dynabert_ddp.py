@@ -68,7 +68,6 @@ def test_importance_runs_on_the_training_device_over_the_unsharded_split(make_cf
     trainer = SimpleNamespace(world_size=2, global_rank=1, datamodule=datamodule, ckpt_path=None,
                               strategy=SimpleNamespace(root_device=torch.device("meta")))
     datamodule.trainer = trainer
-    module.__dict__["_trainer"] = trainer  # what Lightning sets; the property reads it
     monkeypatch.setattr(type(module), "trainer", property(lambda self: trainer))
     with pytest.raises(_Stop):
         module.setup("fit")
@@ -88,3 +87,19 @@ def test_a_non_finite_loss_on_another_rank_stops_this_one(make_cfg):
         module.check_grid_finite(torch.tensor([float("nan"), 0.7]), torch.tensor([1.0, 0.0]),
                                  {"w1.00_d1.00": {"kd": torch.tensor(float("nan"))},
                                   "w0.50_d1.00": {"kd": totals[1]}})
+
+
+def test_teacher_and_distill_stop_every_rank_on_another_rank_s_bad_loss(make_cfg, monkeypatch):
+    """The automatic-optimization stages all-reduce a finite flag before the backward."""
+    module = instantiate_plain(make_cfg("teacher").module)
+    reduced = []
+
+    def reduce(flag, reduce_op):
+        reduced.append(float(flag))
+        return flag + 1  # what the other rank, whose loss was nan, adds
+
+    trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=reduce))
+    monkeypatch.setattr(type(module), "trainer", property(lambda self: trainer))
+    with pytest.raises(NonFiniteLossError, match="another process"):
+        module.check_finite_on_every_rank(torch.tensor(0.5))
+    assert reduced == [0.0]
