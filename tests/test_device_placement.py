@@ -87,3 +87,33 @@ def test_ddp_predictions_are_gathered_and_written_by_rank_zero_alone(tmp_path, m
     else:
         assert path.read_text().split() == ["index", "prediction", "0", "pos", "1", "neg", "2",
                                             "neg", "3", "neg", "4", "pos"]
+
+
+def test_loaders_pin_memory_for_a_cuda_device_only():
+    from types import SimpleNamespace
+
+    from lmcompress.data.datamodule import TextDataModule
+    from lmcompress.data.synthetic import SyntheticSource
+
+    dm = TextDataModule(SyntheticSource(seed=0, n_train=8, n_validation=4, n_test=4),
+                        tokenizer="embedded:minilm-l6", cache_dir=None, batch_size=4)
+    dm.validate()
+    for device, pinned in (("cuda", True), ("cpu", False)):
+        dm.trainer = SimpleNamespace(world_size=1, global_rank=0,
+                                     strategy=SimpleNamespace(root_device=torch.device(device)))
+        assert dm.train_dataloader().pin_memory is pinned
+        assert dm.eval_dataloader("validation").pin_memory is pinned
+
+
+def test_a_cuda_run_sets_the_float32_matmul_precision(monkeypatch):
+    from types import SimpleNamespace
+
+    from lmcompress.utils.device import set_matmul_precision
+
+    calls = []
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", calls.append)
+    on = lambda d: SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(d)))  # noqa: E731
+    assert not set_matmul_precision(on("cpu")) and calls == []
+    assert set_matmul_precision(on("cuda")) and calls == ["high"]
+    source = (SRC / "run.py").read_text()
+    assert "set_matmul_precision(trainer" in source  # the stage calls it once its trainer exists

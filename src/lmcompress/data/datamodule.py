@@ -192,7 +192,7 @@ class TextDataModule(pl.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
         return ResumableDataLoader(dataset, batch_size=self._per_device(self.batch_size),
                                    sampler=RandomSampler(dataset, generator=generator),
-                                   num_workers=self.num_workers,
+                                   num_workers=self.num_workers, pin_memory=self._pin(),
                                    collate_fn=self.collator("train"))
 
     def val_dataloader(self) -> DataLoader:
@@ -216,6 +216,7 @@ class TextDataModule(pl.LightningDataModule):
         size = batch_size or self.eval_batch_size
         return DataLoader(dataset, batch_size=self._per_device(size) if shard else size,
                           sampler=sampler, num_workers=self.num_workers,
+                          pin_memory=self._pin(),
                           collate_fn=self.collator(name))
 
     def collator(self, name: str):
@@ -230,6 +231,11 @@ class TextDataModule(pl.LightningDataModule):
                                        max_length=self.max_length)
 
     # -- internals ------------------------------------------------------------------------------
+    def _pin(self) -> bool:
+        """Page-locked batches when training on a CUDA device (faster host-to-device copies)."""
+        strategy = getattr(self.trainer, "strategy", None)
+        return getattr(getattr(strategy, "root_device", None), "type", "cpu") == "cuda"
+
     def _per_device(self, global_batch: int) -> int:
         world = self.trainer.world_size if self.trainer is not None else 1
         if global_batch % world:
