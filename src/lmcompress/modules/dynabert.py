@@ -4,14 +4,15 @@ Hou, Huang, Shang, Jiang, Chen & Liu, "DynaBERT: Dynamic BERT with Adaptive Widt
 arXiv:2004.04037; docs/dynabert.md. Two phases, each its own run chained by path:
 
 - ``phase=width``: the student is a copy of the fine-tuned teacher, rewired by head and neuron
-  importance (computed on a slice of *train*, before the first step); every batch trains each
-  width of ``widths`` at full depth.
+  importance (computed on a slice of *train* on the training device, the same slice on every
+  rank, before the first step); every batch trains each width of ``widths`` at full depth.
 - ``phase=width_depth``: teacher and student start from the width phase's full model
   (``export/w1.00_d1.00``); every batch trains the whole ``widths × depths`` grid, each
   sub-network against the teacher's layers matched by the kept-layer rule.
 
 Per batch the teacher runs once; each sub-network's loss is back-propagated in turn and the
-gradients accumulate before one clipped optimizer step. The objective is any registered
+gradients accumulate before one clipped optimizer step (under DDP: without synchronising, then
+one all-reduce, ``modules/grad_sync.py``; docs/launch.md). The objective is any registered
 ``loss`` preset: ``dynabert_w`` / ``dynabert_wd`` (the original soft CE + hidden MSE with the
 official λ per phase), ``dynabert_ckd`` (CKD relations instead of the hidden MSE), or a mix.
 Every sub-network is evaluated (``val/<metric>/w0.50_d0.75``) and exported as a physically
