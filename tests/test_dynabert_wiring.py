@@ -85,14 +85,14 @@ def test_the_step_receives_the_sum_of_every_sub_networks_gradient(make_cfg, clip
     run_stage(make_cfg("dynabert", *TEACHER, *GRID, *ONE_STEP, "phase=width_depth",
                        f"module.clip_grad_norm={'null' if clip is None else clip}"))
     spy = Spy.last()
-    assert len(spy.grads) == 1
+    assert len(spy.step_grads) == 1
     grid = [(1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5)]
     total, per_subnet = _reference_grads(spy.module, spy.weights[0], spy.batches[0], grid, 4)
     if clip is not None:
         norm = torch.sqrt(sum((g**2).sum() for g in total.values()))
         assert norm > 10 * clip  # clipping really happens
         total = {n: g * (clip / norm) for n, g in total.items()}
-    got = spy.grads[0]
+    got = spy.step_grads[0]  # clipping now acts in the module's on_before_optimizer_step
     for name, expected in total.items():
         torch.testing.assert_close(got[name] if got[name] is not None else
                                    torch.zeros_like(expected), expected, rtol=1e-4, atol=1e-6,

@@ -118,3 +118,19 @@ def test_chained_recipe_runs_every_stage_and_skips_them_when_rerun(tmp_path):
     assert (tmp_path / "amoc" / "amoc" / "candidates.csv").is_file()
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0 and again.stdout.count("skipped") == len(steps)
+
+
+@pytest.mark.parametrize("override", ["trainer.devices=-1", "trainer.devices=auto"])
+def test_slurm_refuses_a_job_sized_all_gpus_and_takes_a_stated_count(override):
+    """hardware=ddp asks for devices=-1: SLURM would be asked for -1 tasks and GPUs per node."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from omegaconf.errors import InterpolationResolutionError
+
+    from lmcompress.utils.paths import register_resolvers
+
+    register_resolvers()
+    cfg = _compose("teacher", ["+launcher=slurm", "hardware=ddp", override])
+    with pytest.raises(InterpolationResolutionError, match=r"trainer.devices=.*GPUs per node"):
+        _ = cfg.hydra.launcher.tasks_per_node
+    sized = _compose("teacher", ["+launcher=slurm", "hardware=ddp", "trainer.devices=4"])
+    assert sized.hydra.launcher.tasks_per_node == sized.hydra.launcher.gpus_per_node == 4

@@ -54,8 +54,10 @@ def macro_f1(preds: torch.Tensor, target: torch.Tensor) -> float:
 
 def matthews(preds: torch.Tensor, target: torch.Tensor, num_labels: int) -> float:
     """Multiclass Matthews correlation (Gorodkin's R_K, as sklearn); 0 if undefined."""
-    conf = torch.zeros(num_labels, num_labels, dtype=torch.float64)
-    conf.index_put_((target.long(), preds.long()), torch.ones(len(target), dtype=torch.float64),
+    # built on the predictions' device: CPU indices into a CUDA matrix (or back) are refused
+    conf = torch.zeros(num_labels, num_labels, dtype=torch.float64, device=target.device)
+    conf.index_put_((target.long(), preds.long()),
+                    torch.ones(len(target), dtype=torch.float64, device=target.device),
                     accumulate=True)
     t, p = conf.sum(1), conf.sum(0)
     c, s = conf.trace(), conf.sum()
@@ -122,8 +124,12 @@ class TaskMetrics(Metric):
         self.target.append(target.detach())
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """Every named metric over everything seen since the last reset."""
-        preds, target = _cat(self.preds), _cat(self.target)
+        """Every named metric over everything seen since the last reset.
+
+        The values are on the metric's device: ``sync_dist=True`` logging all-reduces them, and
+        NCCL refuses CPU tensors (gloo accepts them, so a CPU DDP run would not show it).
+        """
+        preds, target = _cat(self.preds, self.device), _cat(self.target, self.device)
         if self.kind != "regression" and len(preds) and bool((preds == preds[0]).all()):
             name = int(preds[0])
             shown = self.label_names[name] if self.label_names and name < len(
@@ -143,13 +149,14 @@ class TaskMetrics(Metric):
                 bool((preds == preds[0]).all()) or bool((target == target[0]).all())):
             log.warning("%s: constant predictions or targets: correlations reported as 0",
                         self.where)
-        return {n: torch.tensor(table[n](), dtype=torch.float64) for n in self.names}
+        return {n: torch.tensor(table[n](), dtype=torch.float64, device=self.device)
+                for n in self.names}
 
 
-def _cat(values: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+def _cat(values: list[torch.Tensor] | torch.Tensor, device: torch.device) -> torch.Tensor:
     if isinstance(values, torch.Tensor):
         return values
-    return torch.cat(values) if values else torch.zeros(0)
+    return torch.cat(values) if values else torch.zeros(0, device=device)
 
 
 def predictions(kind: str, logits: torch.Tensor) -> torch.Tensor:

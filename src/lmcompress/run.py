@@ -35,6 +35,7 @@ from lmcompress.utils.checks import (
     check_seed,
     check_took_steps,
 )
+from lmcompress.utils.device import set_matmul_precision
 from lmcompress.utils.evaluation import dev_lines, evaluate, submodel_entries
 from lmcompress.utils.instantiate import build_callbacks, build_loggers, instantiate_plain
 from lmcompress.utils.io import write_json_atomic
@@ -89,6 +90,7 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
         PreflightSpec, cfg.get("preflight") or {}, "preflight")) if cfg.fit else None
     module.run_identity = run_identity(cfg)
     trainer = build_trainer(cfg)
+    set_matmul_precision(trainer, cfg.get("matmul_precision", "high"))
     ckpt = resume_checkpoint(cfg, type(module).__name__) if cfg.fit else None
     if ckpt:
         log.info("resuming from %s", ckpt)

@@ -30,6 +30,7 @@ class Spy(pl.Callback):
         self.forwards: list[list[tuple[int, int]]] = []
         self.grads: list[dict[str, torch.Tensor | None]] = []
         self.lrs: list[list[float]] = []
+        self.step_grads: list[dict[str, torch.Tensor | None]] = []
         self._handles: list[Any] = []
         self._layers_run = 0
         Spy.runs[:] = [self]  # only the latest run is read; earlier modules can be freed
@@ -40,6 +41,16 @@ class Spy(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.module = pl_module
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the gradients the update used: after fp16 unscaling and any clipping, which the
+        # module's own on_before_optimizer_step does after this callback's (DynaBERT)
+        def record(optimizer, args, kwargs):
+            self.step_grads.append({n: None if p.grad is None else p.grad.detach().clone()
+                                    for n, p in pl_module.model.named_parameters()})
+
+        for optimizer in trainer.optimizers:
+            optimizer.register_step_post_hook(record)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.batches.append({k: v.detach().clone() for k, v in batch.items()})

@@ -22,8 +22,8 @@ from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorWithPadding
 
 from lmcompress.data.corpus import CorpusSource, PackedCorpus, pack
-from lmcompress.data.datamodule import check_limit, ordered_loader, per_device
-from lmcompress.data.loader import ResumableDataLoader
+from lmcompress.data.loader import ResumableDataLoader, ordered_loader, per_device, pin_memory
+from lmcompress.data.subsets import check_limit
 from lmcompress.labels import IGNORE_INDEX
 from lmcompress.models.hub import load_tokenizer
 from lmcompress.specs import TaskSpec
@@ -143,7 +143,8 @@ class CorpusDataModule(pl.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
         return ResumableDataLoader(dataset, batch_size=per_device(self.batch_size, self.trainer),
                                    sampler=RandomSampler(dataset, generator=generator),
-                                   num_workers=self.num_workers, collate_fn=self.collate)
+                                   num_workers=self.num_workers,
+                                   pin_memory=pin_memory(self.trainer), collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
         total = len(self.corpus.lengths)

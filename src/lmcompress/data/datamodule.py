@@ -19,15 +19,12 @@ needs them.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
@@ -39,7 +36,8 @@ from lmcompress.data.labels import (
     require_all_labelled,
     scored_test_split,
 )
-from lmcompress.data.loader import ResumableDataLoader
+from lmcompress.data.loader import ResumableDataLoader, ordered_loader, per_device, pin_memory
+from lmcompress.data.subsets import check_limit, limited, shuffled_labels
 from lmcompress.data.words import TwoTokenizerCollator, check_two_tokenizers, load_tokenizers
 from lmcompress.specs import TaskSpec
 from lmcompress.utils.instantiate import instantiate_plain
@@ -211,6 +209,7 @@ class TextDataModule(pl.LightningDataModule):
         return ResumableDataLoader(dataset, batch_size=self._per_device(self.batch_size),
                                    sampler=RandomSampler(dataset, generator=generator),
                                    num_workers=self.num_workers,
+                                   pin_memory=pin_memory(self.trainer),
                                    collate_fn=self.collator("train"))
 
     def val_dataloader(self) -> DataLoader:
@@ -219,10 +218,15 @@ class TextDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.test_split)
 
-    def eval_dataloader(self, name: str, batch_size: int | None = None) -> DataLoader:
-        """Evaluation loader of a split or stream: in order, each example once across ranks."""
+    def eval_dataloader(self, name: str, batch_size: int | None = None,
+                        shard: bool = True) -> DataLoader:
+        """Evaluation loader of a split or stream: in order, each example once across ranks.
+
+        ``shard=False``: the whole split on this process in global-size batches, the same
+        batches on every rank and in a single-process run (DynaBERT's importance).
+        """
         return ordered_loader(self.features(name), batch_size or self.eval_batch_size,
-                              self.trainer, self.num_workers, self.collator(name))
+                              self.trainer, self.num_workers, self.collator(name), shard)
 
     def collator(self, name: str):
         """Transformers' padding collator (token labels padded with -100 for tagging)."""
@@ -249,61 +253,9 @@ class TextDataModule(pl.LightningDataModule):
             key = "train_limit" if name == "train" else "eval_limit"
             limit = self.train_limit if name == "train" else self.eval_limit
             if limit is not None and limit < len(examples):
-                examples = _limited(examples, limit, self.limit_sample, self.seed or 0,
+                examples = limited(examples, limit, self.limit_sample, self.seed or 0,
                                     f"data.{key}={limit}", name)
             if name == "train" and self.shuffle_train_labels:
-                examples = _shuffled_labels(examples, self.seed or 0)
+                examples = shuffled_labels(examples, self.seed or 0)
             self._raw[name] = examples
         return self._raw[name]
-
-
-def per_device(global_batch: int, trainer: Any) -> int:
-    """One process's share of a global batch (refused unless the processes divide it)."""
-    world = trainer.world_size if trainer is not None else 1
-    if global_batch % world:
-        raise ValueError(f"data.batch_size={global_batch} is not divisible by the {world} "
-                         "processes")
-    return global_batch // world
-
-
-def ordered_loader(dataset: Any, global_batch: int, trainer: Any, num_workers: int,
-                   collate: Any) -> DataLoader:
-    """An evaluation loader: in order, each example exactly once across the processes."""
-    world, sampler = (trainer.world_size if trainer is not None else 1), None
-    if world > 1:  # Lightning's default sampler would pad shards by repeating examples
-        sampler = UnrepeatedDistributedSampler(dataset, num_replicas=world,
-                                               rank=trainer.global_rank, shuffle=False)
-    return DataLoader(dataset, batch_size=per_device(global_batch, trainer), sampler=sampler,
-                      num_workers=num_workers, collate_fn=collate)
-
-
-def _limited(examples: list[Example], limit: int, sample: bool, seed: int, key: str,
-             split: str) -> list[Example]:
-    """``limit`` examples: the first ones, or a seeded sample kept in order; one class refused."""
-    if sample:
-        keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
-        kept = [examples[i] for i in keep]
-    else:
-        kept = examples[:limit]
-    classes = {e.label for e in examples if isinstance(e.label, int)}
-    left = {e.label for e in kept if isinstance(e.label, int)}
-    if len(classes) > 1 and len(left) == 1:
-        how = "a random sample" if sample else f"the first {limit}"
-        raise ValueError(f"{key}: {how} of split '{split}' all have label {left.pop()} (the "
-                         f"split has {len(classes)}); some sources order a split by label, so "
-                         "set data.limit_sample=true for a seeded random subset, or raise the "
-                         "limit")
-    return kept
-
-
-def _shuffled_labels(examples: list[Example], seed: int) -> list[Example]:
-    labels = [e.label for e in examples]
-    random.Random(seed).shuffle(labels)
-    return [dataclasses.replace(e, label=y) for e, y in zip(examples, labels, strict=True)]
-
-
-def check_limit(key: str, limit: object) -> None:
-    """Refuse a limit that is not a positive integer (``-5`` would slice off the last five)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"{key}={limit!r}: must be an integer >= 1 (the number of examples to "
-                         "keep), or null for the whole split")

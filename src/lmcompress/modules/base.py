@@ -118,9 +118,25 @@ class TaskModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         total, parts = self.objective(self.term_inputs(batch))
+        self.check_finite_on_every_rank(total)
         self.check_finite(total, parts)
         self.log_loss(total, parts)
         return total
+
+    def check_finite_on_every_rank(self, total: torch.Tensor) -> None:
+        """Under DDP, stop every rank when any rank's loss is non-finite (one 1-element all-reduce).
+
+        Raised on one rank alone, the others would wait in the gradient all-reduce until the
+        process-group timeout.
+        """
+        if self.trainer.world_size == 1:
+            return
+        flag = (~torch.isfinite(total.detach())).float().reshape(1)
+        if bool(self.trainer.strategy.reduce(flag, reduce_op="sum")) and bool(
+                torch.isfinite(total)):
+            raise NonFiniteLossError(
+                f"step {self.global_step}: another process's loss went non-finite; stopping "
+                "every process before anything is exported (lower module.optim.lr)")
 
     def check_finite(self, total: torch.Tensor, parts: dict[str, torch.Tensor],
                      where: str = "") -> None:
@@ -192,7 +208,9 @@ class TaskModule(pl.LightningModule):
         score = float(values[f"val/{self.task.main_metric}"])
         if not self.trainer.sanity_checking and self.trainer.state.fn == "fit":
             self.best_score = max(self.best_score, score)
-            values[f"val/{self.task.main_metric}_best"] = torch.tensor(self.best_score)
+            # on the module's device: sync_dist all-reduces it, and NCCL refuses CPU tensors
+            values[f"val/{self.task.main_metric}_best"] = torch.tensor(self.best_score,
+                                                                       device=self.device)
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:

@@ -4,14 +4,15 @@ Hou, Huang, Shang, Jiang, Chen & Liu, "DynaBERT: Dynamic BERT with Adaptive Widt
 arXiv:2004.04037; docs/dynabert.md. Two phases, each its own run chained by path:
 
 - ``phase=width``: the student is a copy of the fine-tuned teacher, rewired by head and neuron
-  importance (computed on a slice of *train*, before the first step); every batch trains each
-  width of ``widths`` at full depth.
+  importance (computed on a slice of *train* on the training device, the same slice on every
+  rank, before the first step); every batch trains each width of ``widths`` at full depth.
 - ``phase=width_depth``: teacher and student start from the width phase's full model
   (``export/w1.00_d1.00``); every batch trains the whole ``widths × depths`` grid, each
   sub-network against the teacher's layers matched by the kept-layer rule.
 
 Per batch the teacher runs once; each sub-network's loss is back-propagated in turn and the
-gradients accumulate before one clipped optimizer step. The objective is any registered
+gradients accumulate before one clipped optimizer step (under DDP: without synchronising, then
+one all-reduce, ``modules/grad_sync.py``; docs/launch.md). The objective is any registered
 ``loss`` preset: ``dynabert_w`` / ``dynabert_wd`` (the original soft CE + hidden MSE with the
 official λ per phase), ``dynabert_ckd`` (CKD relations instead of the hidden MSE), or a mix.
 Every sub-network is evaluated (``val/<metric>/w0.50_d0.75``) and exported as a physically
@@ -43,8 +44,9 @@ from lmcompress.models.dynabert import (
     subnet_shape,
 )
 from lmcompress.models.teacher import build_teacher
-from lmcompress.modules.base import TaskModule
+from lmcompress.modules.base import NonFiniteLossError, TaskModule
 from lmcompress.modules.frozen_teacher import FrozenTeacher
+from lmcompress.modules.grad_sync import reduce_gradients
 from lmcompress.specs import ImportanceSpec, TeacherSpec, parse
 
 log = logging.getLogger(__name__)
@@ -135,30 +137,55 @@ class DynaBertModule(FrozenTeacher, TaskModule):
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Every sub-network's backward with DDP's sync off, one all-reduce, one step."""
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         teacher = self.teacher_outputs(batch) if self.objective.needs_teacher else None
         num_layers = self.teacher.config.num_hidden_layers
-        totals = []
-        for width, depth in self.train_grid:
-            set_subnet(self.model, width, depth)
-            student = self(batch, output_hidden_states=self.objective.needs_hidden)
-            inputs = TermInputs(student, teacher, batch, self.kind,
-                                dynabert_layer_map(num_layers, depth))
-            total, parts = self.objective(inputs)
-            self.check_finite(total, parts, where=f" ({subnet_name(width, depth)})")
-            self.manual_backward(total)  # frees this sub-network's graph before the next
-            totals.append(total.detach())
-            self.log(f"train/loss/{subnet_name(width, depth)}", total.detach())
+        totals, parts_of = [], {}
+        no_sync = getattr(self.trainer.strategy, "block_backward_sync", contextlib.nullcontext)
+        with no_sync():  # DDP: no all-reduce per sub-network
+            for width, depth in self.train_grid:
+                name = subnet_name(width, depth)
+                set_subnet(self.model, width, depth)
+                student = self(batch, output_hidden_states=self.objective.needs_hidden)
+                inputs = TermInputs(student, teacher, batch, self.kind,
+                                    dynabert_layer_map(num_layers, depth))
+                total, parts = self.objective(inputs)
+                self.manual_backward(total)  # frees this sub-network's graph before the next
+                totals.append(total.detach())
+                parts_of[name] = {k: v.detach() for k, v in parts.items()}
+                self.log(f"train/loss/{name}", total.detach())
         set_subnet(self.model, 1.0, 1.0)
+        stacked = torch.stack(totals)
+        bad = reduce_gradients([p for p in self.model.parameters() if p.requires_grad],
+                               (~torch.isfinite(stacked)).float(), self.trainer.world_size)
+        self.check_grid_finite(stacked, bad, parts_of)  # one host sync, the same on every rank
+        optimizer.step()  # clipped in on_before_optimizer_step (after fp16 unscaling)
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        loss = stacked.mean()
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def check_grid_finite(self, totals: torch.Tensor, bad: torch.Tensor,
+                          parts_of: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Stop every rank at once when any rank's sub-network loss went non-finite."""
+        if not bool(bad.any()):
+            return
+        names = list(parts_of)
+        for i in torch.nonzero(bad).flatten().tolist():
+            if not bool(torch.isfinite(totals[i])):  # this rank's own loss: name its terms
+                self.check_finite(totals[i], parts_of[names[i]], where=f" ({names[i]})")
+        raise NonFiniteLossError(
+            f"step {self.global_step}: another process's loss went non-finite for "
+            f"{[names[i] for i in torch.nonzero(bad).flatten().tolist()]}; stopping every "
+            "process before anything is exported (lower module.optim.lr)")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip here: under fp16 Lightning has unscaled the gradients by now, not before."""
         if self.clip_grad_norm:
             self.clip_gradients(optimizer, gradient_clip_val=self.clip_grad_norm,
                                 gradient_clip_algorithm="norm")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        loss = torch.stack(totals).mean()
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
 
     # -- rewiring before the first step ---------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -167,13 +194,17 @@ class DynaBertModule(FrozenTeacher, TaskModule):
         if self.rewired or resuming:
             return
         split, examples = self.importance["split"], int(self.importance["examples"])
-        datamodule = self.trainer.datamodule
-        loader = datamodule.eval_dataloader(split)
+        # on the device the run trains on (the strategy has not moved the model yet), and on
+        # the same first examples on every rank, unsharded: every rank rewires as one process
+        # would (and DDP then broadcasts rank 0's weights to the others anyway)
+        device = self.trainer.strategy.root_device
+        self.model.to(device)
+        loader = self.trainer.datamodule.eval_dataloader(split, shard=False)
         batches, seen = [], 0
         for batch in loader:
             if seen >= examples:
                 break
-            batches.append({k: v.to(self.device) for k, v in batch.items() if k != "index"})
+            batches.append({k: v.to(device) for k, v in batch.items() if k != "index"})
             seen += len(batch["input_ids"])
         heads, neurons = compute_importance(self.model, batches, self.kind,
                                             self.importance["mode"])

@@ -28,13 +28,31 @@ def evaluate(trainer: pl.Trainer, module: Any, datamodule: Any, best: str | None
     elif cfg.test and split:
         batches = trainer.predict(module, dataloaders=datamodule.eval_dataloader(split),
                                   ckpt_path=best)
-        result["predictions"] = artifacts.write_predictions(
-            batches, module.task.label_names, out / "predictions" / f"{split}.tsv")
+        result["predictions"] = write_gathered_predictions(
+            trainer, batches, module.task.label_names, out / "predictions" / f"{split}.tsv")
     for split in datamodule.report_splits:
         module.test_prefix = split
         result["reports"][split] = scores(trainer.test, datamodule.eval_dataloader(split))
     module.test_prefix = "test"
     return result
+
+
+def write_gathered_predictions(trainer: Any, batches: list[dict[str, Any]],
+                               label_names: list[str] | None, path: Path) -> str:
+    """Rank 0 writes every rank's predictions into one file; the other ranks write nothing.
+
+    Under DDP each rank predicts its own shard of the split (each example once); the shards
+    are gathered to every rank (``all_gather_object``) and only rank 0 writes the file.
+    """
+    if trainer.world_size > 1:
+        import torch.distributed as dist
+
+        shards: list[Any] = [None] * trainer.world_size
+        dist.all_gather_object(shards, batches)
+        batches = [batch for shard in shards for batch in shard]
+    if not trainer.is_global_zero:
+        return str(path)
+    return artifacts.write_predictions(batches, label_names, path)
 
 
 def submodel_entries(module: Any, scores: dict[str, Any], exports: dict[str, str],

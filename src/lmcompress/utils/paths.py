@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -72,6 +73,26 @@ def output_root() -> Path:
 
 
 def register_resolvers() -> None:
-    """Register ``${lmc_root:}`` (idempotent)."""
+    """Register ``${lmc_root:}`` and ``${lmc_slurm_tasks:}`` (idempotent)."""
     if not OmegaConf.has_resolver("lmc_root"):
         OmegaConf.register_new_resolver("lmc_root", repo_root)
+    if not OmegaConf.has_resolver("lmc_slurm_tasks"):
+        OmegaConf.register_new_resolver("lmc_slurm_tasks", slurm_tasks)
+
+
+def slurm_tasks(devices: Any) -> int:
+    """SLURM tasks (and GPUs) per node for ``trainer.devices``; ``-1``/``auto`` are refused.
+
+    ``hardware=ddp`` asks for every GPU of the node (``devices: -1``), which Lightning resolves
+    on the node itself; a SLURM request needs the number before the job exists.
+    """
+    try:
+        count = int(devices)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise ValueError(
+            f"trainer.devices={devices!r} cannot size a SLURM job (+launcher=slurm asks for "
+            "trainer.devices tasks and GPUs per node): set trainer.devices to the GPUs per node, "
+            "e.g. hardware=ddp trainer.devices=4, or use hardware=ddp_multinode (docs/launch.md)")
+    return count

@@ -1,0 +1,87 @@
+"""hardware=ddp_sim (2 gloo processes × batch B/2) ends with one process's weights at batch B.
+
+Dropout is off and each epoch is one optimizer step on the whole training set (16 examples,
+batch 16), so both runs see the same examples per step whatever the shard order; every loss is
+a mean over the step's examples, so DDP's mean of the two ranks' gradients is the single run's
+gradient (within float32 rounding). Every stage: teacher, distillation (KD + CKD) and DynaBERT
+(both phases: every sub-network's gradient accumulated, one all-reduce, one step). The
+communication counts come from ``callbacks/comm_count.py``. Figures: docs/launch.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers.cli import TINY, run_cli
+
+COUNT = ["+callbacks.comm._target_=lmcompress.callbacks.comm_count.CommCount"]
+STUDENT = [o for o in TINY if not o.startswith(("model=", "trainer.max_epochs"))]
+COMMON = ["task.source.n_train=16", "trainer.max_epochs=2", "test=false"]
+
+
+def _no_dropout(*models: str) -> list[str]:
+    return [f"+{m}.config.{p}=0.0" for m in models
+            for p in ("hidden_dropout_prob", "attention_probs_dropout_prob")]
+
+
+PADDED = ["data.pad_to_max_length=true", "data.max_length=64"]
+STAGES = {
+    "teacher": ["-cn", "teacher", *TINY[:1], *STUDENT, *_no_dropout("model")],
+    "distill_kd_ckd": ["-cn", "distill", *STUDENT, "teacher=tiny", "student=tiny", "loss=kd_ckd",
+                       *_no_dropout("teacher", "student")],
+    # DynaBERT's hidden MSE includes padding (official; losses/hidden.py): pad every batch alike
+    "dynabert_width": ["-cn", "dynabert", *STUDENT, "teacher=tiny", *PADDED,
+                       "teacher.config.num_attention_heads=4", *_no_dropout("teacher")],
+    "dynabert_width_depth": ["-cn", "dynabert", *STUDENT, "teacher=tiny", "phase=width_depth",
+                             *PADDED,
+                             "teacher.config.num_attention_heads=4", *_no_dropout("teacher")],
+}
+BUCKETS = {"teacher": 1, "distill_kd_ckd": 1, "dynabert_width": 0, "dynabert_width_depth": 0}
+"""DDP gradient buckets all-reduced per step (the tiny models fit one 25 MB bucket)."""
+CALLS = {"teacher": 1, "distill_kd_ckd": 1, "dynabert_width": 1, "dynabert_width_depth": 1}
+"""Python all_reduce calls per step: the finite-loss flag (teacher, distill); DynaBERT's single
+coalesced gradient reduction, which carries the flag."""
+
+
+def _weights(metrics: dict) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForSequenceClassification
+
+    import lmcompress  # noqa: F401  (registers the sliced-BERT classes)
+
+    export = metrics["export_dir"] or metrics["submodels"]["w1.00_d1.00"]["export_dir"]
+    return AutoModelForSequenceClassification.from_pretrained(export).state_dict()
+
+
+def _run(args: list[str], run_dir: Path, *extra: str) -> dict:
+    proc = run_cli(*args, *COMMON, *COUNT, *extra, f"hydra.run.dir={run_dir}", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+CKD_ACROSS_RANKS = pytest.mark.xfail(strict=True, reason=(
+    "CKD's relation terms divide by the batch's token count (normalize: global) or its valid "
+    "rows, per rank: two shards with different token counts average to another loss than the "
+    "pooled batch (measured 1e-4 after 2 steps; docs/launch.md)"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [pytest.param(s, marks=CKD_ACROSS_RANKS) if "ckd" in s else s
+                                   for s in STAGES])
+def test_two_processes_end_with_the_single_process_weights(tmp_path, stage):
+    ddp = _run(STAGES[stage], tmp_path / "ddp", "hardware=ddp_sim")
+    single = _run(STAGES[stage], tmp_path / "single")
+    assert (ddp["world_size"], single["world_size"]) == (2, 1)
+    assert ddp["global_step"] == single["global_step"] == 2
+    a, b = _weights(ddp), _weights(single)
+    assert a.keys() == b.keys()
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    print(f"{stage}: max |w_ddp - w_single| = {worst:.3g}")  # quoted in docs/launch.md
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=2e-6, msg=name)
+    counts = json.loads((tmp_path / "ddp" / "comm_counts.json").read_text())["steps"]
+    # one gradient reduction per optimizer step: a DDP bucket, or DynaBERT's coalesced call
+    assert counts == [{"buckets": BUCKETS[stage], "all_reduce": CALLS[stage]}] * 2, counts
