@@ -95,7 +95,7 @@ def test_every_exported_sub_network_equals_the_dynamic_one_and_reloads(family, t
         torch.testing.assert_close(reloaded(**batch(3)).logits, dynamic, atol=1e-5, rtol=0)
         record = parity_record(model, folder, width, depth)
         assert record["max_abs_diff_logits"] <= 1e-5
-    assert getattr(model, "dynabert_subnet") == (1.0, 1.0)
+    assert model.dynabert_subnet == (1.0, 1.0)
 
 
 def test_mpnet_shares_one_head_order_for_its_shared_position_bias():
