@@ -37,7 +37,7 @@ from lmcompress.models.families.base import adapter_for
 
 
 def bert_layers(model: PreTrainedModel) -> nn.ModuleList:
-    """The encoder layers of an unsliced model of a supported family (docs/dynabert.md §9).
+    """The encoder layers of an unsliced model of a supported family (docs/dynabert.md §11).
 
     Raises:
         ValueError: a family without an adapter (named, the supported ones listed), or

@@ -1,4 +1,4 @@
-"""Export a DynaBERT sub-network as a physically smaller model (docs/dynabert.md §7, §9).
+"""Export a DynaBERT sub-network as a physically smaller model (docs/dynabert.md §7, §11).
 
 The official code only ever runs sub-networks inside the full supernet. Here the (width, depth)
 sub-network becomes its own model, for every supported family (through its adapter): kept

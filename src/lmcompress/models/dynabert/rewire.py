@@ -1,6 +1,6 @@
 """Network rewiring: each layer's most important heads and FFN neurons first (docs/dynabert.md §3).
 
-Within every layer (docs/dynabert.md §9 for fused and gated projections and shared per-head
+Within every layer (docs/dynabert.md §11 for fused and gated projections and shared per-head
 position tables), heads are sorted by descending importance and their Q/K/V output rows (blocks
 of head_size, with bias) and attention-output input columns are permuted alike; FFN neurons
 likewise (intermediate rows with bias, output-dense input columns). The permutations cancel, so

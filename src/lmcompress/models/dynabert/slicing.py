@@ -1,6 +1,6 @@
 """Which rows and columns a DynaBERT width keeps in each linear, for every encoder family.
 
-Everything goes through the family adapter (``models/families``, docs/dynabert.md §9): a layer's
+Everything goes through the family adapter (``models/families``, docs/dynabert.md §11): a layer's
 attention projections (separate q/k/v, or ModernBERT's fused ``Wqkv`` whose rows are three
 head-major blocks q | k | v), the attention output projection (heads are its input columns),
 DeBERTa's per-layer position projections (sliced like q/k), the FFN input (gated: two blocks
