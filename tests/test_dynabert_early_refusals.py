@@ -24,7 +24,7 @@ def test_a_width_dropping_heads_on_a_family_without_a_sliced_export_is_refused_a
 
 
 def test_roberta_widths_that_drop_heads_build_and_export_its_sliced_twin(make_cfg):
-    # RoBERTa has a head-sliced twin since the family adapters (docs/dynabert.md §9)
+    # RoBERTa has a head-sliced twin since the family adapters (docs/dynabert.md §11)
     cfg = make_cfg("dynabert", *TINY_DYNA, ROBERTA, "module.widths=[1.0,0.5]")
     module = instantiate_plain(cfg.module)
     assert type(module.export_models()["w0.50_d1.00"]).__name__ == \

@@ -1,4 +1,4 @@
-"""DynaBERT on every encoder family (tiny random configs, no download; docs/dynabert.md §9).
+"""DynaBERT on every encoder family (tiny random configs, no download; docs/dynabert.md §11).
 
 Per family: importance and rewiring keep the function; a few width and width x depth training
 steps; every exported sub-network equals the dynamic one (1e-5) with the predicted parameter
