@@ -42,8 +42,8 @@ def _setup(family: str, head: str, removed: tuple[int, ...]):
     return base, start, train, dev, model
 
 
-@pytest.mark.parametrize("removed", [(2,), (0, 2)])
-@pytest.mark.parametrize("head", ["sequence", "token"])
+@pytest.mark.parametrize(("head", "removed"), [("sequence", (2,)), ("sequence", (0, 2)),
+                                               ("token", (2,))])
 @pytest.mark.parametrize("family", NAMES)
 def test_cached_prefix_equals_the_uncached_path(family, head, removed):
     _, start, train, dev, model = _setup(family, head, removed)

@@ -81,10 +81,12 @@ def narrow_keys(family: str) -> dict:
     return keys
 
 
-def save_family_teacher(family: str, out, vocab_size: int = 30522):
+def save_family_teacher(family: str, out, vocab_size: int = 30522, **overrides):
     """Save a tiny random ``family`` sequence classifier and the embedded MiniLM tokenizer."""
     from lmcompress.models.hub import load_tokenizer
 
-    family_model(family, vocab_size=vocab_size).save_pretrained(out)
+    # positions for data.max_length=128 (RoBERTa and MPNet offset them by padding_idx + 1)
+    family_model(family, vocab_size=vocab_size, max_position_embeddings=130,
+                 **overrides).save_pretrained(out)
     load_tokenizer("embedded:minilm-l6").save_pretrained(out)
     return out

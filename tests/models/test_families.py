@@ -13,9 +13,10 @@ from helpers.families import FAMILIES, NAMES, batch, family_config, family_model
 from lmcompress.amoc.cache import check_supported
 from lmcompress.models.families import UnsupportedFamilyError, adapter_for, supported_model_types
 from lmcompress.models.hub import build_model
+from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.student import build_student
 from lmcompress.models.surgery import drop_layers
-from lmcompress.specs import ModelSpec, StudentSpec, TaskSpec
+from lmcompress.specs import LayerMapSpec, ModelSpec, StudentSpec, TaskSpec
 
 TASK = TaskSpec(name="tiny", kind="classification", num_labels=2, metrics=["accuracy"],
                 main_metric="accuracy")
@@ -121,12 +122,13 @@ def test_drop_layers_equals_the_model_without_them(family, removed, tmp_path):
     assert len(adapter.layers(model)) == 4  # the original is untouched
     with torch.no_grad():
         logits = smaller(**batch()).logits
-    torch.testing.assert_close(logits, _skipping(model, removed), atol=1e-5, rtol=0)
     if family == "modernbert":  # each layer keeps its attention type; the config follows
         kept = [i for i in range(4) if i not in removed]
         assert smaller.config.layer_types == [model.config.layer_types[i] for i in kept]
-        if 0 in removed:
-            return  # a rebuilt layer 0 has no attention norm (docs/families.md)
+        # position 0 has no attention norm: the layer moved there loses its own
+        assert isinstance(adapter.layers(smaller)[0].attn_norm, torch.nn.Identity)
+    if family != "modernbert" or 0 not in removed:
+        torch.testing.assert_close(logits, _skipping(model, removed), atol=1e-5, rtol=0)
     smaller.save_pretrained(tmp_path)  # a model built with that many layers, same weights
     rebuilt = type(smaller).from_pretrained(tmp_path).eval()
     with torch.no_grad():
@@ -157,8 +159,9 @@ def test_students_from_teacher_layers_and_narrower(family):
     assert len(adapter.layers(student)) == 2 and student.training
     kept = adapter.layers(teacher)  # "skip": layers 1 and 3
     for got, want in zip(adapter.layers(student), [kept[1], kept[3]], strict=True):
-        for a, b in zip(got.parameters(), want.parameters(), strict=True):
-            assert torch.equal(a, b) and a.requires_grad
+        source = dict(want.named_parameters())  # (ModernBERT's position 0: no attention norm)
+        for name, param in got.named_parameters():
+            assert torch.equal(param, source[name]) and param.requires_grad
     narrow = build_student(StudentSpec(init="config", config=narrow_keys(family)), TASK, teacher)
     assert type(narrow) is type(teacher) and narrow.config.hidden_size == 16
     for model in (student, narrow):
@@ -171,3 +174,20 @@ def test_students_from_teacher_layers_and_narrower(family):
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters()
                    if p.grad is not None)
+
+
+def test_layer_matching_leaves_out_a_hidden_state_0_without_positions():
+    h0 = {f: adapter_for(family_config(f)).positions_in_embeddings(family_config(f))
+          for f in NAMES}
+    assert h0 == {**dict.fromkeys(NAMES, True), "modernbert": False, "deberta-v2": False}
+    assert adapter_for("deberta-v2").positions_in_embeddings(
+        family_config("deberta-v2", position_biased_input=True))
+    same = resolve_layer_map(12, 6, None, uses_ltr=True)
+    assert same.teacher == [0, 2, 4, 6, 8, 10, 12] and same.student == list(range(7))
+    free = resolve_layer_map(12, 6, None, uses_ltr=True, student_h0=False)
+    assert free.teacher == [2, 4, 6, 8, 10, 12] and free.student == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="hidden state 0 is left out"):
+        resolve_layer_map(4, 2, None, uses_ltr=True, teacher_h0=False)
+    with pytest.raises(ValueError, match=r"module.layer_map.teacher: hidden state 0 .* no"):
+        resolve_layer_map(4, 2, LayerMapSpec(teacher=[0, 4], student=[0, 2]), uses_ltr=False,
+                          teacher_h0=False)

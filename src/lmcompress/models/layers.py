@@ -58,12 +58,18 @@ def match_layers(num_teacher_layers: int, num_student_layers: int) -> LayerMapSp
 def resolve_layer_map(num_teacher_layers: int, num_student_layers: int,
                       layer_map: LayerMapSpec | None, uses_ltr: bool,
                       allow_uninformative_ltr: bool = False,
-                      key: str = "module.layer_map") -> LayerMapSpec:
+                      key: str = "module.layer_map", teacher_h0: bool = True,
+                      student_h0: bool = True) -> LayerMapSpec:
     """The matched hidden-state indices: ``layer_map`` if given (validated), else ``emb+skip``.
+
+    ``teacher_h0`` / ``student_h0`` say whether that model's hidden state 0 carries absolute
+    positions (``FamilyAdapter.positions_in_embeddings``); when one does not, the default
+    matching leaves out the embedding pair ``(0, 0)`` (docs/ckd.md, "Layer matching").
 
     Raises:
         IndexError: an explicit map names a hidden state the model does not have.
-        ValueError: mismatched map lengths, or a co-prime depth pair with LTR terms on (K = 2,
+        ValueError: mismatched map lengths; an explicit map matching hidden state 0 of a model
+            without positions in it; or a co-prime depth pair with LTR terms on (K = 2,
             LTR is then constant) unless ``allow_uninformative_ltr``.
     """
     if layer_map is not None:
@@ -76,13 +82,26 @@ def resolve_layer_map(num_teacher_layers: int, num_student_layers: int,
             if bad:
                 raise IndexError(f"{key}.{name}: index {bad[0]} out of range 0..{top} "
                                  f"(0 = embeddings, {top} = last layer)")
+        for name, idx, usable in (("teacher", layer_map.teacher, teacher_h0),
+                                  ("student", layer_map.student, student_h0)):
+            if 0 in idx and not usable:
+                raise ValueError(f"{key}.{name}: hidden state 0 of this {name} carries no "
+                                 "positions (equal tokens have equal states; CKD's angles "
+                                 "divide by their zero difference): match layers >= 1")
         matched = layer_map
     else:
         matched = match_layers(num_teacher_layers, num_student_layers)
+        if not (teacher_h0 and student_h0):
+            matched = LayerMapSpec(teacher=matched.teacher[1:], student=matched.student[1:])
     if uses_ltr and len(matched.teacher) <= 2:
-        msg = (f"student depth {num_student_layers} and teacher depth {num_teacher_layers} share "
-               f"no divisor (gcd={math.gcd(num_teacher_layers, num_student_layers)}): only "
-               f"{len(matched.teacher)} layers match, so the LTR terms carry no information")
+        why = (f"student depth {num_student_layers} and teacher depth {num_teacher_layers} "
+               f"share no divisor (gcd={math.gcd(num_teacher_layers, num_student_layers)})")
+        if layer_map is None and not (teacher_h0 and student_h0):
+            why = (f"gcd({num_teacher_layers}, {num_student_layers}) = "
+                   f"{math.gcd(num_teacher_layers, num_student_layers)} and hidden state 0 is "
+                   "left out (no positions in it)")
+        msg = (f"{why}: only {len(matched.teacher)} layers match, so the LTR terms carry no "
+               "information")
         if not allow_uninformative_ltr:
             raise ValueError(msg + f"; pick a depth dividing the teacher's, give {key}, or set "
                              "module.allow_uninformative_ltr=true")

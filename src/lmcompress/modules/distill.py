@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmcompress.losses import Objective
+from lmcompress.models.hub import family_of
 from lmcompress.models.layers import resolve_layer_map
 from lmcompress.models.student import build_student
 from lmcompress.models.teacher import build_teacher
@@ -56,4 +57,12 @@ class DistillModule(FrozenTeacher, TaskModule):
             self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
             parse(LayerMapSpec, layer_map, "module.layer_map") if layer_map else None,
             uses_ltr=any(t.startswith("ltr") for t in self.objective.uses),
-            allow_uninformative_ltr=allow_uninformative_ltr)
+            allow_uninformative_ltr=allow_uninformative_ltr,
+            teacher_h0=positions_in_embeddings(self.teacher),
+            student_h0=positions_in_embeddings(self.model))
+
+
+def positions_in_embeddings(model: Any) -> bool:
+    """Whether ``model``'s hidden state 0 carries positions (unknown families: assumed)."""
+    adapter = family_of(model.config.model_type)
+    return adapter is None or adapter.positions_in_embeddings(model.config)

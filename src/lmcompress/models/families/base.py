@@ -24,76 +24,19 @@ Conventions used by every method:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from lmcompress.models.families.parts import AttentionParts, FfnParts, RelativePosition
+
+__all__ = ["AttentionParts", "FamilyAdapter", "FfnParts", "RelativePosition",
+           "UnsupportedFamilyError", "adapter_for", "register", "supported_model_types"]
+
 
 class UnsupportedFamilyError(TypeError):
     """A model or config of an encoder family that has no adapter (the message lists them)."""
-
-
-@dataclass(frozen=True)
-class AttentionParts:
-    """The projections of one layer's self-attention.
-
-    Exactly one of (``query``, ``key``, ``value``) or ``qkv`` is set.
-    """
-
-    query: nn.Linear | None
-    """Separate query projection ``[heads * head_size, hidden]`` (None when fused)."""
-    key: nn.Linear | None
-    """Separate key projection (None when fused)."""
-    value: nn.Linear | None
-    """Separate value projection (None when fused)."""
-    qkv: nn.Linear | None
-    """Fused projection ``[3 * heads * head_size, hidden]``, output rows ordered
-    ``(q | k | v)``, each block head-major (ModernBERT's ``Wqkv``); None when separate."""
-    output: nn.Linear
-    """Output projection ``[hidden, heads * head_size]`` (heads are its input columns)."""
-    module: nn.Module
-    """The module holding the head-count attributes (see :meth:`FamilyAdapter.set_num_heads`)."""
-    position: tuple[nn.Linear, ...] = ()
-    """Per-layer projections of relative positions whose output rows are heads, sliced like
-    ``query``/``key`` (DeBERTa-v2 with ``share_att_key: false``: ``pos_key_proj``,
-    ``pos_query_proj``); empty for every other family."""
-
-    @property
-    def fused(self) -> bool:
-        """Whether q, k and v come from one fused linear."""
-        return self.qkv is not None
-
-
-@dataclass(frozen=True)
-class FfnParts:
-    """The feed-forward block of one layer."""
-
-    input: nn.Linear
-    """``[intermediate, hidden]``; gated: ``[2 * intermediate, hidden]`` (value | gate rows)."""
-    output: nn.Linear
-    """``[hidden, intermediate]`` (neurons are its input columns)."""
-    gated: bool = False
-    """Whether ``input`` holds two halves (GLU: ``act(value) * gate``, ModernBERT)."""
-
-    @property
-    def neurons(self) -> int:
-        """The number of intermediate neurons (the width a slicer removes)."""
-        return self.output.in_features
-
-
-@dataclass(frozen=True)
-class RelativePosition:
-    """A relative-position parameter shared by all layers that slicing must respect."""
-
-    name: str
-    """Its ``named_parameters`` name in the task model."""
-    param: nn.Parameter
-    """The tensor itself."""
-    per_head_dim: int | None
-    """The dimension indexed by attention head (MPNet's bias ``[buckets, heads]``: 1), or None
-    when it is hidden-wide (DeBERTa's ``rel_embeddings``: not touched by head slicing)."""
 
 
 class FamilyAdapter:
@@ -188,6 +131,16 @@ class FamilyAdapter:
         module = self.attention(layer).module
         module.num_attention_heads = heads
         module.all_head_size = heads * module.attention_head_size
+
+    def positions_in_embeddings(self, config: Any) -> bool:
+        """Whether hidden state 0 carries absolute positions (BERT's position embeddings).
+
+        Without them (ModernBERT's rotary, DeBERTa-v3's ``position_biased_input: false``) two
+        equal tokens of a sentence have *identical* embedding outputs, so CKD's angle terms on
+        hidden state 0 divide by a zero difference; the distill stage then leaves that state
+        out of the layer matching (docs/families.md, docs/ckd.md).
+        """
+        return True
 
     def relative_positions(self, model: nn.Module) -> list[RelativePosition]:
         """Relative-position parameters shared by the layers (none for absolute positions)."""

@@ -49,6 +49,10 @@ class DebertaV2Adapter(FamilyAdapter):
         return AttentionParts(s.query_proj, s.key_proj, s.value_proj, None,
                               layer.attention.output.dense, s, position)
 
+    def positions_in_embeddings(self, config: Any) -> bool:
+        """Only with ``position_biased_input`` (DeBERTa-v3 sets it false)."""
+        return bool(getattr(config, "position_biased_input", True))
+
     def relative_positions(self, model: nn.Module) -> list[RelativePosition]:
         """``encoder.rel_embeddings`` and its LayerNorm (hidden-wide, shared by all layers)."""
         prefix = f"{model.base_model_prefix}.encoder."

@@ -6,7 +6,8 @@ head-major) and ``attn.Wo``; FFN ``mlp.Wi`` (``2 * intermediate`` rows: value | 
 ``global_attn_every_n_layers``-th layer, else ``sliding_attention`` over ``local_attention``
 tokens) is fixed when it is built and travels with the layer, so after surgery the config's
 ``layer_types`` are rebuilt from the kept layers. Layer 0 has no attention pre-norm
-(``attn_norm`` is the identity); a kept layer moved to position 0 keeps its own norm. The base
+(``attn_norm`` is the identity): a kept layer moved to position 0 loses its norm, so the smaller
+model is exactly what ``from_pretrained`` rebuilds from its export. The base
 model ends with ``final_norm``, which only the head reads; the head is ``head`` (dense, act,
 norm), dropout, classifier, on ``h[:, 0]`` or the masked mean (``classifier_pooling``).
 """
@@ -58,11 +59,21 @@ class ModernBertAdapter(FamilyAdapter):
 
     def after_set_layers(self, model: nn.Module, layers: nn.ModuleList) -> None:
         """``num_hidden_layers``, ``layer_types`` from the layers, ``layer_idx`` positions."""
+        for position, layer in enumerate(layers):
+            if position and isinstance(layer.attn_norm, nn.Identity):
+                raise ValueError(f"modernbert: the layer built as layer 0 (no attention "
+                                 f"norm) cannot move to position {position}")
         model.config.num_hidden_layers = len(layers)
         model.config.layer_types = [layer.attention_type for layer in layers]
+        if layers:  # position 0 is built without an attention norm: as a rebuilt model is
+            layers[0].attn_norm = nn.Identity()
         for position, layer in enumerate(layers):
             layer.layer_idx = position
             layer.attn.layer_idx = position
+
+    def positions_in_embeddings(self, config: Any) -> bool:
+        """Never: positions are rotary, inside the attention."""
+        return False
 
     def attention(self, layer: nn.Module) -> AttentionParts:
         """Fused ``attn.Wqkv`` and ``attn.Wo``."""
