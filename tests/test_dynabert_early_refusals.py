@@ -9,11 +9,11 @@ import pytest
 from lmcompress.utils.instantiate import instantiate_plain
 
 TINY_DYNA = ["teacher=tiny", "teacher.config.num_attention_heads=4", "data.batch_size=16"]
-ROBERTA = "teacher.config.model_type=roberta"  # BERT-shaped layers, no sliced twin class
+ROBERTA = "teacher.config.model_type=roberta"
 
 
-@pytest.mark.parametrize("family", [
-    [ROBERTA], ["teacher.head=scalar_mix_cnn", "+teacher.config.input_length=32"]])
+@pytest.mark.parametrize("family", [["teacher.head=scalar_mix_cnn",
+                                     "+teacher.config.input_length=32"]])
 def test_a_width_dropping_heads_on_a_family_without_a_sliced_export_is_refused_at_build(
         make_cfg, family):
     cfg = make_cfg("dynabert", *TINY_DYNA, *family, "module.widths=[1.0,0.5]")
@@ -21,6 +21,14 @@ def test_a_width_dropping_heads_on_a_family_without_a_sliced_export_is_refused_a
                                          r"Classification: exporting 2 of 4 attention heads "
                                          r"needs a sliced twin class"):
         instantiate_plain(cfg.module)
+
+
+def test_roberta_widths_that_drop_heads_build_and_export_its_sliced_twin(make_cfg):
+    # RoBERTa has a head-sliced twin since the family adapters (docs/dynabert.md §11)
+    cfg = make_cfg("dynabert", *TINY_DYNA, ROBERTA, "module.widths=[1.0,0.5]")
+    module = instantiate_plain(cfg.module)
+    assert type(module.export_models()["w0.50_d1.00"]).__name__ == \
+        "SlicedRobertaForSequenceClassification"
 
 
 def test_widths_that_keep_every_head_still_build_on_that_family(make_cfg):

@@ -43,6 +43,7 @@ from lmcompress.models.dynabert import (
     subnet,
     subnet_shape,
 )
+from lmcompress.models.dynabert.parity import parity_record
 from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import NonFiniteLossError, TaskModule
 from lmcompress.modules.frozen_teacher import FrozenTeacher
@@ -134,6 +135,11 @@ class DynaBertModule(FrozenTeacher, TaskModule):
     def export_models(self) -> dict[str, torch.nn.Module]:
         """Every sub-network of the grid as a physically smaller model."""
         return {subnet_name(w, d): extract_subnetwork(self.model, w, d) for w, d in self.grid}
+
+    def parity(self, name: str, folder) -> dict[str, Any]:
+        """``parity.json`` of sub-network ``name`` exported to ``folder`` (docs/dynabert.md §7)."""
+        width, depth = dict(zip(self.subnets(), self.grid, strict=True))[name]
+        return parity_record(self.model, folder, width, depth)
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

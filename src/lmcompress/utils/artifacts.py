@@ -40,6 +40,9 @@ def export(module: Any, tokenizer: Any, out: Path) -> dict[str, str]:
         folder = inside(out / "export", name, "sub-model name") if name else out / "export"
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
+        parity = getattr(module, "parity", None)
+        if parity is not None:  # DynaBERT: the reloaded export against the dynamic model
+            write_json_atomic(folder / "parity.json", parity(name, folder))
         folders[name] = str(apply_umask(folder))
     return folders
 

@@ -24,59 +24,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 
+from lmcompress.models.dynabert.slicing import (
+    family_adapter,
+    head_size,
+    kept_rows,
+    layer_slices,
+    per_head_positions,
+)
 from lmcompress.models.dynabert.subnets import subnet_shape
-from lmcompress.models.surgery import encoder_layers
-
-# The linears a DynaBERT width slices, and which side: attention projections and the FFN's first
-# linear lose output rows; the attention output and the FFN's second linear lose input columns.
-HEAD_ROWS = ("attention.self.query", "attention.self.key", "attention.self.value")
-HEAD_COLUMNS = "attention.output.dense"
-FFN_ROWS = "intermediate.dense"
-FFN_COLUMNS = "output.dense"
-SLICED_LINEARS = (*HEAD_ROWS, HEAD_COLUMNS, FFN_ROWS, FFN_COLUMNS)
+from lmcompress.models.families.base import adapter_for
 
 
 def bert_layers(model: PreTrainedModel) -> nn.ModuleList:
-    """The encoder layers of an unsliced BERT-family model, checked for what slicing needs.
-
-    Accepted: BERT (and MiniLM, which is BERT) and any model whose ``base_model.encoder.layer``
-    layers have BERT's ``attention.self.{query,key,value}``, ``attention.output.dense``,
-    ``intermediate.dense`` and ``output.dense`` linears, at the sizes its config gives.
+    """The encoder layers of an unsliced model of a supported family (docs/dynabert.md §11).
 
     Raises:
-        ValueError: another architecture (named), or layers already smaller than the config
-            (an extracted sub-network).
+        ValueError: a family without an adapter (named, the supported ones listed), or
+            layers already smaller than the config (an extracted sub-network).
     """
-    name = type(model).__name__
-    try:
-        layers = encoder_layers(model)
-    except TypeError:
-        layers = None
-    if not layers or not all(_has_bert_structure(layer) for layer in layers):
-        raise ValueError(
-            f"{name}: DynaBERT slicing supports BERT-family encoders only (base_model.encoder."
-            f"layer[i] with attention.self.query/key/value, attention.output.dense, "
-            f"intermediate.dense and output.dense linears), e.g. BERT or MiniLM")
-    config = model.config
-    full = (config.num_attention_heads * layers[0].attention.self.attention_head_size,
-            config.intermediate_size)
-    for index, layer in enumerate(layers):
-        if (layer.attention.self.query.out_features, layer.intermediate.dense.out_features) != full:
-            raise ValueError(f"{name}: layer {index} is smaller than its config says (an "
-                             "extracted sub-network?); slice the full supernet instead")
-    return layers
-
-
-def _has_bert_structure(layer: nn.Module) -> bool:
-    try:
-        linears = [layer.get_submodule(path) for path in SLICED_LINEARS]
-    except AttributeError:
-        return False
-    attention = layer.get_submodule("attention.self")
-    return all(isinstance(m, nn.Linear) for m in linears) and hasattr(
-        attention, "attention_head_size")
+    return family_adapter(model).layers(model)
 
 
 def make_dynamic(model: PreTrainedModel) -> PreTrainedModel:
@@ -87,15 +54,17 @@ def make_dynamic(model: PreTrainedModel) -> PreTrainedModel:
     """
     if current_subnet(model) is not None:
         return model
-    layers = bert_layers(model)
-    for layer in layers:
-        for path in SLICED_LINEARS:
-            linear = layer.get_submodule(path)
-            linear.dynabert_out, linear.dynabert_in = linear.out_features, linear.in_features
-            linear.forward = partial(_sliced_linear_forward, linear)
-    encoder = _encoder(model)
-    encoder.dynabert_kept = None
-    encoder.forward = partial(_kept_layers_forward, encoder)
+    adapter = family_adapter(model)
+    for layer in adapter.layers(model):
+        for part in layer_slices(adapter, layer):
+            part.linear.dynabert_rows, part.linear.dynabert_in = None, part.linear.in_features
+            part.linear.forward = partial(_sliced_linear_forward, part.linear)
+    for table in per_head_positions(adapter, model):
+        owner = next(m for m in model.modules() if getattr(m, "weight", None) is table.param)
+        owner.dynabert_heads = None
+        owner.forward = partial(_sliced_table_forward, owner, table.per_head_dim)
+    model.dynabert_kept = None
+    model.forward = partial(_kept_layers_forward, model, adapter)
     model.dynabert_subnet = (1.0, 1.0)
     return model
 
@@ -107,18 +76,33 @@ def set_subnet(model: PreTrainedModel, width: float, depth: float) -> None:
         ValueError: a multiplier outside (0, 1], one that leaves no head or no layer, or an
             unsupported architecture. Nothing changes when it is raised.
     """
-    layers = bert_layers(model)  # refuse before anything changes
+    if current_subnet(model) is None:
+        family_adapter(model)  # refuse before anything changes
     shape = subnet_shape(model.config, width, depth)
     make_dynamic(model)
-    attention_width = shape.heads * layers[0].attention.self.attention_head_size
-    for layer in layers:
-        for path in HEAD_ROWS:
-            layer.get_submodule(path).dynabert_out = attention_width
-        layer.get_submodule(HEAD_COLUMNS).dynabert_in = attention_width
-        layer.get_submodule(FFN_ROWS).dynabert_out = shape.ffn
-        layer.get_submodule(FFN_COLUMNS).dynabert_in = shape.ffn
-    _encoder(model).dynabert_kept = None if len(shape.kept) == len(layers) else shape.kept
+    adapter = adapter_for(model)
+    full = adapter.layers(model)
+    for layer in full:
+        for part in layer_slices(adapter, layer):
+            keep = shape.heads * head_size(adapter, model) if part.unit == "heads" else shape.ffn
+            if part.side == "rows":
+                part.linear.dynabert_rows = kept_rows(part.linear.out_features, part.blocks, keep)
+            else:
+                part.linear.dynabert_in = keep
+        if shape.heads != adapter.num_heads(layer) and _records_heads(adapter, layer):
+            adapter.set_num_heads(layer, shape.heads)
+    for table in per_head_positions(adapter, model):
+        owner = next(m for m in model.modules() if getattr(m, "weight", None) is table.param)
+        owner.dynabert_heads = None if shape.heads == model.config.num_attention_heads \
+            else shape.heads
+    model.dynabert_kept = shape.kept if len(shape.kept) < len(full) else None
     model.dynabert_subnet = (width, depth)
+
+
+def _records_heads(adapter, layer: nn.Module) -> bool:
+    """Whether the attention keeps a head count of its own (ModernBERT's follows ``Wqkv``)."""
+    module = adapter.attention(layer).module
+    return any(hasattr(module, name) for name in ("num_attention_heads", "n_heads"))
 
 
 def current_subnet(model: nn.Module) -> tuple[float, float] | None:
@@ -137,41 +121,42 @@ def subnet(model: PreTrainedModel, width: float, depth: float) -> Iterator[PreTr
         set_subnet(model, *previous)
 
 
-def _encoder(model: PreTrainedModel) -> nn.Module:
-    return getattr(model, model.base_model_prefix, model).encoder
+def _kept_layers_forward(model: PreTrainedModel, adapter, *args, **kwargs):
+    """The model's own forward, over the kept layers only while it runs (docs/dynabert.md §5).
+
+    The kept layers are installed through the adapter for the call and the full list put back
+    after it, so ``state_dict`` keys, the config and parameters outside a forward are always the
+    supernet's. Layers that do not run record no hidden state: ``output_hidden_states`` gives
+    d + 1 entries, [embeddings, out(kept[0]), ..., out(kept[-1])] (§5.2).
+    """
+    forward = type(model).forward
+    if model.dynabert_kept is None:
+        return forward(model, *args, **kwargs)
+    full = adapter.layers(model)
+    adapter.set_layers(model, nn.ModuleList(full[i] for i in model.dynabert_kept))
+    try:
+        return forward(model, *args, **kwargs)
+    finally:
+        adapter.set_layers(model, full)
 
 
 def _sliced_linear_forward(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``nn.Linear`` on the top-left [out, in] block of its weight (and the first out biases)."""
+    """``nn.Linear`` on the kept rows and the first ``dynabert_in`` columns of its weight."""
     weight, bias = linear.weight, linear.bias
-    out_features, in_features = linear.dynabert_out, linear.dynabert_in
-    if (out_features, in_features) != (linear.out_features, linear.in_features):
-        weight = weight[:out_features, :in_features]
-        bias = None if bias is None else bias[:out_features]
+    rows, in_features = linear.dynabert_rows, linear.dynabert_in
+    if rows is not None:
+        rows = rows.to(weight.device)
+        weight = weight.index_select(0, rows)
+        bias = None if bias is None else bias.index_select(0, rows)
+    if in_features != linear.in_features:
+        weight = weight[:, :in_features]
     return F.linear(x, weight, bias)
 
 
-def _kept_layers_forward(encoder: nn.Module, *args, **kwargs):
-    """The encoder's forward: its class's own at full depth, else over the kept layers only."""
-    if encoder.dynabert_kept is None:
-        return type(encoder).forward(encoder, *args, **kwargs)
-    return _run_kept_layers(encoder, *args, **kwargs)
-
-
-def _run_kept_layers(encoder: nn.Module, hidden_states: torch.Tensor,
-                     attention_mask: torch.Tensor | None = None,
-                     encoder_hidden_states: torch.Tensor | None = None,
-                     encoder_attention_mask: torch.Tensor | None = None,
-                     cache=None, use_cache: bool | None = None,
-                     **kwargs) -> BaseModelOutputWithPastAndCrossAttentions:
-    """BertEncoder.forward over ``encoder.dynabert_kept`` (the same call for every layer).
-
-    Layers that do not run record no hidden state, so ``output_hidden_states`` gives d + 1
-    entries: [embeddings, out(kept[0]), ..., out(kept[-1])] (docs/dynabert.md §5.2).
-    """
-    for index in encoder.dynabert_kept:
-        hidden_states = encoder.layer[index](
-            hidden_states, attention_mask, encoder_hidden_states,
-            encoder_attention_mask=encoder_attention_mask, cache=cache, **kwargs)
-    return BaseModelOutputWithPastAndCrossAttentions(
-        last_hidden_state=hidden_states, cache=cache if use_cache else None)
+def _sliced_table_forward(embedding: nn.Embedding, head_dim: int, ids: torch.Tensor
+                          ) -> torch.Tensor:
+    """A shared per-head position table (MPNet's bias) restricted to the first kept heads."""
+    out = type(embedding).forward(embedding, ids)
+    heads = embedding.dynabert_heads
+    # the table's head dimension is the last one of its lookup
+    return out if heads is None else out.narrow(-1 if head_dim == 1 else head_dim, 0, heads)

@@ -25,7 +25,8 @@ from transformers import PreTrainedModel
 
 from lmcompress.losses.kd import task_term
 from lmcompress.losses.registry import TermInputs
-from lmcompress.models.dynabert.dynamic import bert_layers, current_subnet
+from lmcompress.models.dynabert.dynamic import current_subnet
+from lmcompress.models.dynabert.slicing import family_adapter
 from lmcompress.specs import IMPORTANCE_MODES as MODES
 from lmcompress.specs import TASK_KINDS
 
@@ -58,15 +59,19 @@ def compute_importance(model: PreTrainedModel, batches: Iterable[Mapping[str, to
     if current_subnet(model) not in (None, (1.0, 1.0)):
         raise ValueError(f"importance is computed on the full model, but it is set to the "
                          f"(width, depth) = {current_subnet(model)} sub-network")
-    layers = bert_layers(model)
-    weight = layers[0].intermediate.dense.weight
+    adapter = family_adapter(model)
+    layers = adapter.layers(model)
+    parts = [adapter.ffn(layer) for layer in layers]
+    weight = parts[0].input.weight
     gates = torch.ones(len(layers), model.config.num_attention_heads, device=weight.device,
                        dtype=weight.dtype, requires_grad=True)
-    ffn = [(layer.intermediate.dense.weight, layer.intermediate.dense.bias,
-            layer.output.dense.weight) for layer in layers]
+    # (W1, b1 or None, W2); a gated W1 holds value | gate rows, both feeding neuron j
+    ffn = [(p.input.weight, p.input.bias, p.output.weight) for p in parts]
+    outputs = [adapter.attention(layer).output for layer in layers]
     with ExitStack() as stack:
-        stack.enter_context(_head_gates(layers, gates))
-        stack.enter_context(_requires_grad([p for triple in ffn for p in triple]))
+        stack.enter_context(_head_gates(outputs, gates))
+        stack.enter_context(_requires_grad([p for triple in ffn for p in triple
+                                            if p is not None]))
         stack.enter_context(_eval_mode(model))
         return _accumulate(model, batches, kind, mode, gates, ffn)
 
@@ -75,10 +80,10 @@ def _accumulate(model: PreTrainedModel, batches: Iterable[Mapping[str, torch.Ten
                 kind: str, mode: str, gates: torch.Tensor,
                 ffn: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum the per-batch scores (§2.4): |gradient| in clean mode, |running sum| in official."""
-    inputs = [gates, *(p for triple in ffn for p in triple)]
+    inputs = [gates, *(p for triple in ffn for p in triple if p is not None)]
     # fp32 sums whatever the model's dtype
     head_importance = torch.zeros(gates.shape, device=gates.device)
-    neuron_importance = torch.zeros(len(ffn), ffn[0][0].shape[0], device=gates.device)
+    neuron_importance = torch.zeros(len(ffn), ffn[0][2].shape[1], device=gates.device)
     running, num_batches = None, 0
     for batch in batches:
         grads = torch.autograd.grad(_task_loss(model, batch, kind), inputs)
@@ -96,12 +101,16 @@ def _accumulate(model: PreTrainedModel, batches: Iterable[Mapping[str, torch.Ten
 def _neuron_scores(ffn: list[tuple[torch.Tensor, ...]], grads: tuple[torch.Tensor, ...]
                    ) -> torch.Tensor:
     """Per-batch Taylor scores ``[L, F]``: |W1 row . grad + b1 . grad| + |W2 column . grad|."""
-    scores = []
+    scores, grads = [], iter(grads)
     with torch.no_grad():
-        for layer, (w1, b1, w2) in enumerate(ffn):
-            g1, gb1, g2 = grads[3 * layer: 3 * layer + 3]
-            incoming = (w1 * g1).sum(dim=1) + b1 * gb1
-            outgoing = (w2 * g2).sum(dim=0)
+        for w1, b1, w2 in ffn:
+            g1 = next(grads)
+            incoming = (w1 * g1).sum(dim=1)
+            if b1 is not None:
+                incoming = incoming + b1 * next(grads)
+            outgoing = (w2 * next(grads)).sum(dim=0)
+            # a gated W1 (value | gate halves): neuron j's incoming rows are j and F + j
+            incoming = incoming.view(-1, w2.shape[1]).sum(dim=0)
             scores.append(incoming.abs() + outgoing.abs())
     return torch.stack(scores)
 
@@ -116,12 +125,13 @@ def _task_loss(model: PreTrainedModel, batch: Mapping[str, torch.Tensor], kind: 
 
 
 @contextmanager
-def _head_gates(layers: nn.ModuleList, gates: torch.Tensor) -> Iterator[None]:
+def _head_gates(outputs: list[nn.Linear], gates: torch.Tensor) -> Iterator[None]:
     """Multiply head h's context output in layer l by ``gates[l, h]`` while inside the block.
 
-    BertSelfAttention lays the heads out contiguously, ``[..., H * head_size]``, so the input
-    of the attention output projection unflattens to ``[..., H, head_size]``. Gating the context
-    equals gating the attention probabilities (the official head mask): context = probs @ V.
+    Every supported family's attention lays the heads out contiguously, ``[..., H * head_size]``,
+    so the input of the attention output projection unflattens to ``[..., H, head_size]``.
+    Gating the context equals gating the attention probabilities (the official head mask):
+    context = probs @ V.
     """
     def gate(index: int):
         def hook(module: nn.Module, args: tuple) -> tuple:
@@ -130,8 +140,8 @@ def _head_gates(layers: nn.ModuleList, gates: torch.Tensor) -> Iterator[None]:
             return (gated.flatten(-2), *rest)
         return hook
 
-    handles = [layer.attention.output.dense.register_forward_pre_hook(gate(index))
-               for index, layer in enumerate(layers)]
+    handles = [output.register_forward_pre_hook(gate(index))
+               for index, output in enumerate(outputs)]
     try:
         yield
     finally:

@@ -72,8 +72,14 @@ def subnet_shape(config: PretrainedConfig, width: float, depth: float) -> Subnet
         raise ValueError(f"width={width}: keeps round_half_up({num_heads} x {width}) = 0 of "
                          f"{num_heads} attention heads; the smallest usable width multiplier is "
                          f"{0.5 / num_heads:g}")
-    ffn = config.intermediate_size * heads // num_heads
+    ffn = intermediate_size(config) * heads // num_heads
     return SubnetShape(heads, ffn, kept_layers(config.num_hidden_layers, depth))
+
+
+def intermediate_size(config: PretrainedConfig) -> int:
+    """FFN neurons per layer (DistilBERT calls it ``hidden_dim``)."""
+    size = getattr(config, "intermediate_size", None)
+    return int(size if size is not None else config.hidden_dim)
 
 
 def dynabert_layer_map(num_layers: int, depth_mult: float) -> LayerMapSpec:
