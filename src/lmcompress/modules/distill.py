@@ -17,6 +17,7 @@ from typing import Any
 
 from lmcompress.losses import Objective
 from lmcompress.models.layers import resolve_layer_map
+from lmcompress.models.memory import set_checkpointing
 from lmcompress.models.student import build_student
 from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import TaskModule
@@ -49,8 +50,9 @@ class DistillModule(FrozenTeacher, TaskModule):
         self.student_spec = parse(StudentSpec, student, "student")
         self.objective = Objective.from_config(loss)
         self.teacher = build_teacher(self.teacher_spec, self.task).requires_grad_(False).eval()
-        self.model = build_student(self.student_spec, self.task, self.teacher,
-                                   self.teacher_spec.tokenizer)
+        self.model = set_checkpointing(
+            build_student(self.student_spec, self.task, self.teacher, self.teacher_spec.tokenizer),
+            self.student_spec.gradient_checkpointing, "student")
         self.objective.check_models(self.teacher.config, self.model.config)
         self.layer_map = resolve_layer_map(
             self.teacher.config.num_hidden_layers, self.model.config.num_hidden_layers,
