@@ -27,11 +27,11 @@ import pandas as pd
 PRESETS = {
     "tiny": ["-cn", "amoc_tiny", "callbacks.amoc.features_only=true",
              "callbacks.amoc.independent_subset=0"],
-    # MiniLM-L6 mix-CNN at length 64, budgets {1, 2} (21 candidates), the source reduced to
-    # 256 training reviews and every evaluated split to 128 (data.train_limit / eval_limit)
+    # MiniLM-L6 mix-CNN at length 64, the source reduced to --train-limit training reviews and
+    # every evaluated split to --eval-limit (data.train_limit / eval_limit); budgets: --budgets
     "amazon": ["-cn", "amoc", "experiment=amoc_amazon_cpu", "task=amazon/books",
-               "data.train_limit=256", "data.eval_limit=128", "data.limit_sample=true",
-               "trainer.max_epochs=1", "callbacks.amoc.features_only=true",
+               "data.limit_sample=true", "trainer.max_epochs=1",
+               "callbacks.amoc.features_only=true",
                "callbacks.amoc.independent_subset=0"],
 }
 TIMES = ("train_seconds", "seconds")
@@ -64,10 +64,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--frozen-base", action="store_true",
                         help="module.optim.lr=1e-30: both searches start from the same weights")
+    parser.add_argument("--train-limit", type=int, default=256, help="amazon: training reviews")
+    parser.add_argument("--eval-limit", type=int, default=128, help="amazon: per evaluated split")
+    parser.add_argument("--budgets", default="[1,2]", help="amazon: callbacks.amoc.budgets")
     parser.add_argument("--out", default="benchmarks/results/amoc_shard")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     opts = parser.parse_args()
-    base = [*PRESETS[opts.preset], *opts.overrides]
+    base = list(PRESETS[opts.preset])
+    if opts.preset == "amazon":
+        base += [f"data.train_limit={opts.train_limit}", f"data.eval_limit={opts.eval_limit}",
+                 f"callbacks.amoc.budgets={opts.budgets}"]
+    base += opts.overrides
     if opts.frozen_base:
         base.append("module.optim.lr=1e-30")
     rows = []
