@@ -139,6 +139,9 @@ class ModelSpec:
     head: str = "pooler"
     """pooler: the model's standard HF head | scalar_mix_cnn: the AMoC paper's scalar mix over
     all hidden states + CNN head (sequence classification, fixed-length inputs; docs/amoc.md)."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of storing them (less
+    memory, about one more forward pass of time; docs/launch.md "Memory")."""
 
     def check(self, key: str) -> None:
         """Refuse an unknown head."""
@@ -182,6 +185,8 @@ class StudentSpec:
     """Unused except by ``init=pretrained`` (always loads its weights)."""
     config: dict[str, Any] = field(default_factory=dict)
     """Config attributes for ``init=config`` (random init of any depth/width/heads)."""
+    gradient_checkpointing: bool = False
+    """Recompute the student's activations in the backward pass (docs/launch.md "Memory")."""
 
     def check(self, key: str) -> None:
         """Each init needs its own keys."""

@@ -8,6 +8,8 @@ The phases run in this order, so no target label can inform a feature (docs/amoc
 3. optionally re-run a few candidates on the independent (uncached) path, for the cost ratio;
 4. only then load each target's labelled test split (and the source's test split), and score
    every candidate on it: one row per (target, candidate), identifiers, features, true scores;
+   under several processes (``amoc/shard.py``) each rank does phases 2-4 for its share of the
+   candidates and every rank gets all rows back, in the single-process order;
 5. optionally (``amoc/finetune.py``, after the selection) fine-tune the chosen candidates fully.
 """
 
@@ -33,12 +35,13 @@ from lmcompress.amoc.cache import (
 from lmcompress.amoc.candidates import (
     PATTERNS,
     Candidate,
-    cache_bound,
     enumerate_candidates,
     first_changed,
     trainable_parts,
 )
 from lmcompress.amoc.progress import CandidateStore, Trained, weights_digest
+from lmcompress.amoc.shard import Shard, candidate_cost
+from lmcompress.amoc.timing import combine, time_share, timing_sample
 from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
 from lmcompress.models.surgery import drop_layers, encoder_layers
 from lmcompress.specs import SpecError, parse
@@ -94,10 +97,13 @@ class SearchData:
 
 
 class Search:
-    """Run the phases of the module docstring for one base model and its data."""
+    """Run the phases of the module docstring for one base model and its data.
+
+    ``shard`` (default: one process) says which candidates this process fine-tunes and scores.
+    """
 
     def __init__(self, base: Any, data: SearchData, spec: SearchSpec,
-                 store: CandidateStore | None = None):
+                 store: CandidateStore | None = None, shard: Shard | None = None):
         check_supported(base)
         self.base, self.data, self.spec = base.eval(), data, spec
         self.metric = feats.metric_for(data.kind, spec.metric)
@@ -107,6 +113,9 @@ class Search:
         self.starts = {c: first_changed(self.num_layers, c, spec.trainable)
                        for c in self.candidates}
         self.keep = states_needed(base, self.starts.values())
+        self.shard = shard or Shard()
+        self.shard.assign([candidate_cost(self.num_layers, c, self.starts[c])
+                           for c in self.candidates])
         self.train: SplitCache | None = None  # the base model's passes (phase 1)
         self.dev: SplitCache | None = None
         self.ate_splits: dict[str, SplitCache] = {}
@@ -148,12 +157,42 @@ class Search:
         self.base_source_score = feats.score(_base(self.dev), self.dev, self.metric)
         pair = self.pair_features()
         self.timing["cache_s"] = time.perf_counter() - tic
-        trained = [self.fit_or_reuse(i, c) for i, c in enumerate(self.candidates)]
-        self.timing["search_s"] = time.perf_counter() - tic
+        sample = timing_sample([_Slot(c, self.starts[c]) for c in self.candidates],
+                               self.spec.independent_subset)
+        shares = self.shard.run(lambda: self.run_share(pair, sample, tic))
+        self.timing.update(search_s=max(s["search_s"] for s in shares),
+                           score_s=max(s["score_s"] for s in shares))
+        if self.shard.world > 1:
+            self.timing.update(processes=self.shard.world,
+                               rank_search_s=[s["search_s"] for s in shares])
         if self.spec.independent_subset:
-            self.time_independent(timing_sample(trained, self.spec.independent_subset))
+            self.independent = combine([s["independent"] for s in shares], self.num_layers,
+                                       sample, self.spec.trainable)
+            log.info("amoc cost: independent %.1fs vs cached %.1fs on %d candidates (x%.2f; "
+                     "the cache's bound: x%.2f training, x%.2f prediction)",
+                     self.independent["independent_s"], self.independent["cached_s"],
+                     len(sample), self.independent["ratio"], self.independent["bound"]["train"],
+                     self.independent["bound"]["eval"])
+        if self.store is not None:
+            self.store.reused = sum(s["reused"] for s in shares)
+        self.timing["run_s"] = time.perf_counter() - tic  # the whole search, wall clock
+        rows = sorted((row for s in shares for row in s["rows"]), key=lambda r: r[0])
+        return pd.DataFrame([row for _, group in rows for row in group])
+
+    def run_share(self, pair: dict[str, dict[str, float]], sample: list[Any],
+                  tic: float) -> dict[str, Any]:
+        """Phases 2-4 for the candidates this process owns (all of them on one process)."""
+        owned = [i for i in range(len(self.candidates)) if self.shard.owns(i)]
+        trained = [self.fit_or_reuse(i, self.candidates[i]) for i in owned]
+        search_s = time.perf_counter() - tic
+        mine = {item.candidate: item for item in trained}
+        timed = time_share(self, [mine[s.candidate] for s in sample if s.candidate in mine])
         self.train = None  # free the largest cache: the test splits are cached next
-        return self.score(trained, pair)
+        tic = time.perf_counter()
+        rows = self.score(trained, pair)
+        return {"rows": list(zip(owned, rows, strict=True)), "search_s": search_s,
+                "score_s": time.perf_counter() - tic, "independent": timed,
+                "reused": self.store.reused if self.store is not None else 0}
 
     def pair_features(self) -> dict[str, dict[str, float]]:
         """Per target: domain distance to the source and the base model's confidence on it."""
@@ -194,41 +233,6 @@ class Search:
         return Trained(candidate, start, params, stats, features, ate_target,
                        trained_state(model))
 
-    def time_independent(self, trained: list[Trained]) -> None:
-        """Phase 3: the same work without the cache, and how far its predictions differ.
-
-        Each cached fit is timed again right before its independent run: both sides of the
-        ratio share one window of a (possibly shared, noisy) machine.
-        """
-        cached, independent, diff = 0.0, 0.0, 0.0
-        for item in trained:
-            tic = time.perf_counter()
-            model, _ = self.candidate_model(item.candidate)
-            train_candidate(model, item.start, self.train, self.spec.train)
-            predict(model, item.start, self.dev)
-            for split in self.ate_splits.values():
-                predict(model, item.start, split)
-            cached += time.perf_counter() - tic
-            tic = time.perf_counter()
-            model, _ = self.candidate_model(item.candidate)
-            train_candidate(model, item.start, self.train, self.spec.train, cached=False)
-            dev = predict(model, item.start, self.dev, cached=False)
-            for split in self.ate_splits.values():
-                predict(model, item.start, split, cached=False)
-            independent += time.perf_counter() - tic
-            restored = self.restore(item)
-            again = predict(restored, item.start, self.dev)
-            diff = max(diff, max(float((a - b).abs().max()) for a, b in zip(dev, again,
-                                                                             strict=True)))
-        bound = cache_bound(self.num_layers, [t.candidate for t in trained], self.spec.trainable)
-        self.independent = {"candidates": len(trained), "cached_s": cached,
-                            "independent_s": independent,
-                            "ratio": independent / cached if cached else float("nan"),
-                            "max_abs_prob_diff": diff, "bound": bound}
-        log.info("amoc cost: independent %.1fs vs cached %.1fs on %d candidates (x%.2f; the "
-                 "cache's bound: x%.2f training, x%.2f prediction)", independent, cached,
-                 len(trained), self.independent["ratio"], bound["train"], bound["eval"])
-
     def restore(self, item: Trained) -> Any:
         """A trained candidate rebuilt from the base model and its re-trained parameters."""
         model, _ = self.candidate_model(item.candidate)
@@ -238,9 +242,9 @@ class Search:
         model.load_state_dict(item.state, strict=False)
         return model.eval()
 
-    def score(self, trained: list[Trained], pair: dict[str, dict[str, float]]) -> pd.DataFrame:
-        """Phase 4: read the labelled test splits now, score every candidate on them."""
-        tic = time.perf_counter()
+    def score(self, trained: list[Trained],
+              pair: dict[str, dict[str, float]]) -> list[list[dict[str, Any]]]:
+        """Phase 4: read the labelled test splits now, score each candidate: rows per candidate."""
         self.tests = tests = {t: self.cache(f"{t}_test", test)
                               for t, (_, test) in self.data.targets.items()}
         source_test = self.cache("source_test", self.data.test) if self.data.test else None
@@ -249,20 +253,20 @@ class Search:
                             if source_test and source_test.labelled else float("nan"))
         rows = []
         for item in trained:
+            rows.append([])
             model = self.restore(item)
             source_test_score = (feats.score(predict(model, item.start, source_test),
                                              source_test, self.metric)
                                  if source_test and source_test.labelled else float("nan"))
             for target, split in tests.items():
                 value = feats.score(predict(model, item.start, split), split, self.metric)
-                rows.append(self.row(item, target, pair[target], {
+                rows[-1].append(self.row(item, target, pair[target], {
                     "target_score": value, "target_drop": value - base_scores[target],
                     "base_target_score": base_scores[target],
                     "source_test_score": source_test_score,
                     "base_source_score": self.base_source_score,
                     "base_source_test_score": base_source_test}))
-        self.timing["score_s"] = time.perf_counter() - tic
-        return pd.DataFrame(rows)
+        return rows
 
     def row(self, item: Trained, target: str, pair: dict[str, float],
             outcomes: dict[str, float]) -> dict[str, Any]:
@@ -279,16 +283,12 @@ class Search:
             "train_seconds": item.stats["train_seconds"], "seconds": item.stats["seconds"]}
 
 
-def timing_sample(trained: list[Trained], n: int) -> list[Trained]:
-    """``n`` candidates evenly spaced in first-changed-layer order, to time without the cache.
+@dataclass(frozen=True)
+class _Slot:
+    """A candidate and its first changed layer, before it is trained (for ``timing_sample``)."""
 
-    The saving depends on where a candidate starts, so the sample follows the candidates'
-    distribution of starts. ``n >= len(trained)`` times every candidate (the exact ratio).
-    """
-    ordered = sorted(trained, key=lambda item: (item.start, item.candidate.k))
-    if n >= len(ordered):
-        return ordered
-    return [ordered[(2 * i + 1) * len(ordered) // (2 * n)] for i in range(n)]
+    candidate: Candidate
+    start: int
 
 
 def _base(split: SplitCache) -> list[Any]:

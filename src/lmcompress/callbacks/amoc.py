@@ -15,7 +15,9 @@ of the model, and ``amoc.search.Search`` runs the candidates against the target 
 as data streams (``conf/targets/``). Writes ``<output_dir>/amoc/candidates.csv`` (one row per
 source x target x candidate) and ``selection.json`` (per target and budget: the choice of the
 leave-one-target-out regression on this run's other targets, the baselines and the oracle; the
-fits; timing). It runs on one device (a multi-process run is refused at ``on_fit_start``).
+fits; timing). Under DDP the candidates are shared between the processes (``amoc/shard.py``):
+each rank fine-tunes and scores its share, rank 0 gathers the rows, fits the regression and
+writes; the other ranks write nothing and wait for rank 0's outcome (its error fails them too).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from lmcompress.amoc.progress import CandidateStore
 from lmcompress.amoc.regression import RegressionSpec
 from lmcompress.amoc.search import Search, SearchData, SearchSpec
 from lmcompress.amoc.select import analyse, check_selectable, json_safe, unselected
+from lmcompress.amoc.shard import Shard
 from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
 from lmcompress.models.surgery import encoder_layers
 from lmcompress.specs import parse
@@ -74,11 +77,6 @@ class AMoCCallback(pl.Callback):
                          if finetune is not None else None)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # the search runs in one process after fit; other ranks would wait at the next
-        # collective until they time out: refuse before training, not hours later
-        if trainer.world_size > 1:
-            raise RuntimeError(f"the AMoC search runs on one device, but world_size="
-                               f"{trainer.world_size}: use hardware=cpu or hardware=gpu")
         # target names and streams are checked now, not after hours of training
         data = self.search_data(trainer.datamodule, pl_module.task)
         self.validate(pl_module.model, pl_module.task.kind, len(data.targets))
@@ -99,9 +97,16 @@ class AMoCCallback(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         store = CandidateStore(self.out / "progress",
                                {"run": getattr(pl_module, "run_identity", None)})
+        shard = Shard.from_torch()
         search = Search(self.base_model(trainer, pl_module),
-                        self.search_data(trainer.datamodule, pl_module.task), self.spec, store)
-        table = search.run()
+                        self.search_data(trainer.datamodule, pl_module.task), self.spec, store,
+                        shard)
+        table = search.run()  # every rank: its share, then all rows
+        shard.publish(lambda: self.select_and_write(trainer, search, store, table))
+
+    def select_and_write(self, trainer: pl.Trainer, search: Search, store: CandidateStore,
+                         table: Any) -> None:
+        """Rank 0 after the search: the regression, the choices, the optional fine-tune, files."""
         write_csv_atomic(self.out / "candidates.csv", table)
         analysis = analyse(table, self.regression, self.spec.patterns)
         missing = [] if self.features_only else unselected(analysis)

@@ -52,7 +52,9 @@ class GlueSource(Source):
     """A GLUE task from local GLUE-format TSVs, or from the datasets hub.
 
     ``data_dir`` = the folder holding SST-2/, MRPC/, ...; ``data_dir=None`` loads from the
-    datasets hub (needs a network).
+    datasets hub (needs a network). ``hub_id`` is what ``datasets.load_dataset`` is given with
+    the task as its config name: the hub's ``glue``, or a local folder in the hub's layout
+    (``<folder>/<task>/<split>-*.parquet`` and a README declaring the configs), read offline.
 
     ``variant="sentence_level"`` (SST-2 only) reads ``SST-2/sentence_level`` (labelled test set).
     Label-less rows (GLUE test files: label -1, or no label column) become ``label=None``.
@@ -60,13 +62,14 @@ class GlueSource(Source):
     """
 
     def __init__(self, task: str, data_dir: str | None = None, variant: str = "default",
-                 cache_dir: str | None = None, encoding: str = "utf-8"):
+                 cache_dir: str | None = None, encoding: str = "utf-8", hub_id: str = "glue"):
         if task not in GLUE_TASKS:
             raise DataSourceError(f"unknown GLUE task '{task}'; choose from {sorted(GLUE_TASKS)}")
         if variant not in ("default", "alps", "sentence_level") or (
                 variant == "sentence_level" and task != "sst2"):
             raise DataSourceError(f"task.source.variant='{variant}' is not valid for {task}")
         self.task, self.data_dir, self.variant, self.cache_dir = task, data_dir, variant, cache_dir
+        self.hub_id = hub_id
         self.meta = GLUE_TASKS[task]
         self.kind, self.label_names = self.meta["kind"], self.meta["labels"]
         self.encoding, self.labels = check_encoding(encoding), LabelReader(self.label_names)
@@ -138,7 +141,8 @@ class GlueSource(Source):
         return self.labels(raw, where)
 
     def _load_hub(self, split: str) -> list[Example]:
-        reason = hub_offline_reason(extra_vars=("HF_DATASETS_OFFLINE",))
+        local = Path(self.hub_id).expanduser().is_dir()  # a hub-format folder needs no network
+        reason = None if local else hub_offline_reason(extra_vars=("HF_DATASETS_OFFLINE",))
         if reason is not None:
             raise DataSourceError(
                 f"GLUE {self.task}: task.source.data_dir is null (download from the datasets hub) "
@@ -147,9 +151,11 @@ class GlueSource(Source):
         import datasets
 
         hub_split = HUB_SPLITS.get(self.task, {}).get(split, split)
-        rows = datasets.load_dataset("glue", self.task, split=hub_split, cache_dir=self.cache_dir)
+        rows = datasets.load_dataset(self.hub_id, self.task, split=hub_split,
+                                     cache_dir=self.cache_dir)
         t1, t2 = {"sst2": ("sentence", None), "cola": ("sentence", None),
                   "qqp": ("question1", "question2"), "qnli": ("question", "sentence"),
                   "mnli": ("premise", "hypothesis")}.get(self.task, ("sentence1", "sentence2"))
         return [Example(r[t1], r[t2] if t2 else None, None if r["label"] == -1 else r["label"],
-                        f"hub glue/{self.task} {hub_split} row {i}") for i, r in enumerate(rows)]
+                        f"hub {self.hub_id}/{self.task} {hub_split} row {i}")
+                for i, r in enumerate(rows)]

@@ -39,6 +39,7 @@ from transformers import (
 
 from lmcompress.models import mixcnn
 from lmcompress.models.families import FamilyAdapter, UnsupportedFamilyError, adapter_for
+from lmcompress.models.memory import set_checkpointing
 from lmcompress.specs import ModelSpec, TaskSpec
 
 EMBEDDED_PREFIX = "embedded:"
@@ -210,8 +211,9 @@ def build_model(spec: ModelSpec, task: TaskSpec, key: str = "model") -> PreTrain
     if spec.pretrained and spec.name_or_path is not None:
         model = auto.from_pretrained(resolve_model_path(spec.name_or_path), config=config)
         check_finite_weights(model, spec.name_or_path, key)  # every stage's loaded weights
-        return model
-    return auto.from_config(config)
+    else:
+        model = auto.from_config(config)
+    return set_checkpointing(model, spec.gradient_checkpointing, key)
 
 
 def trained_labels(config: PretrainedConfig) -> list[str] | None:

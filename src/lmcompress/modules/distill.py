@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lmcompress.losses import Objective
+from lmcompress.models.memory import set_checkpointing
 from lmcompress.models.student import build_student
 from lmcompress.models.teacher import build_teacher
 from lmcompress.modules.base import TaskModule
@@ -61,9 +62,11 @@ class DistillModule(FrozenTeacher, TaskModule):
         if own is not None:
             check_cross(self.student_spec, self.task, self.objective.uses)
         self.teacher = build_teacher(self.teacher_spec, self.task).requires_grad_(False).eval()
-        self.model = (build_own_student(self.student_spec, self.task, own) if own is not None
-                      else build_student(self.student_spec, self.task, self.teacher,
-                                         self.teacher_spec.tokenizer))
+        self.model = set_checkpointing(
+            build_own_student(self.student_spec, self.task, own) if own is not None
+            else build_student(self.student_spec, self.task, self.teacher,
+                               self.teacher_spec.tokenizer),
+            self.student_spec.gradient_checkpointing, "student")
         self.objective.check_models(self.teacher.config, self.model.config)
         self.layer_map = self.matched_layers(layer_map, allow_uninformative_ltr)
 

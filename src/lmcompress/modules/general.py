@@ -20,6 +20,7 @@ from torchmetrics import MeanMetric
 
 from lmcompress.losses import REGISTRY, Objective
 from lmcompress.models.general import build_general_student, build_general_teacher
+from lmcompress.models.memory import set_checkpointing
 from lmcompress.modules.base import TaskModule
 from lmcompress.modules.frozen_teacher import FrozenTeacher
 from lmcompress.specs import StudentSpec, TeacherSpec, parse
@@ -62,8 +63,9 @@ class GeneralModule(FrozenTeacher, TaskModule):
             raise ValueError(f"loss.weights.mlm={self.objective.weights.get('mlm', 0)} with "
                              f"data.mlm_probability={mlm_probability}: set both (> 0) or neither")
         self.teacher = build_general_teacher(self.teacher_spec, mlm)
-        self.model = build_general_student(self.student_spec, self.teacher,
-                                           self.teacher_spec.tokenizer, mlm)
+        self.model = set_checkpointing(
+            build_general_student(self.student_spec, self.teacher, self.teacher_spec.tokenizer,
+                                  mlm), self.student_spec.gradient_checkpointing, "student")
         self.objective.check_models(self.teacher.config, self.model.config)
         self.layer_map = self.matched_layers(layer_map, allow_uninformative_ltr)
         self.best_score = float("inf")  # val/loss: lower is better

@@ -57,6 +57,29 @@ def check_plan(cfg: DictConfig) -> None:
             raise ValueError(f"{key}=0 plans no optimizer step: the run would export an "
                              "untrained model")
     check_numbers(cfg)
+    check_device(cfg)
+
+
+def check_device(cfg: DictConfig) -> None:
+    """Refuse a GPU setting this machine cannot run, naming the keys (before any model is built).
+
+    ``hardware=gpu|bf16_mixed|fp16_mixed|ddp*`` need CUDA; bf16 autocast on a CUDA device also
+    needs bf16 support (Ampere or newer: otherwise ``hardware=fp16_mixed``).
+    """
+    trainer = cfg.trainer
+    accelerator, precision = str(trainer.get("accelerator")), str(trainer.get("precision"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"trainer.accelerator={accelerator} (precision {precision}) needs a "
+                         "CUDA device, and torch.cuda.is_available() is False here: use "
+                         "hardware=cpu, or add trainer.accelerator=cpu (bf16-mixed runs on a "
+                         "CPU too)")
+    if precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"trainer.precision={precision}: this GPU has no bf16 support; use "
+                         "hardware=fp16_mixed (fp16 autocast with loss scaling)")
 
 
 def usable_positions(model: PreTrainedModel) -> int | None:

@@ -10,8 +10,8 @@ import warnings
 def quiet_libraries() -> None:
     """Silence wandb's banner, transformers' weight-loading reports and Lightning's tips.
 
-    Lightning's "Found N module(s) in eval mode" is the frozen teacher, in eval mode on purpose
-    (modules/teacher.py); "Checkpoint directory ... is not empty" is every resume.
+    "Checkpoint directory ... is not empty" is every resume. Lightning's "Found N module(s) in
+    eval mode" is not silenced here: modules/frozen_teacher.py lifts it for the teacher only.
     """
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
@@ -24,7 +24,7 @@ def quiet_libraries() -> None:
                  "pytorch_lightning.accelerators.cuda", "lightning_fabric.utilities.seed",
                  "wandb", "datasets"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*Found .* module\\(s\\) in eval mode.*",
+    for pattern in (".*does not have many workers.*",
                     ".*LeafSpec.*", ".*will save all targets.*", ".*set_vital.*",
                     ".*smaller than the logging interval.*",
                     # resume re-uses the run folder by design: its checkpoints/ holds last.ckpt
