@@ -37,7 +37,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from lmcompress.models import mixcnn
+from lmcompress.models import mixcnn, packaged
 from lmcompress.models.families import FamilyAdapter, UnsupportedFamilyError, adapter_for
 from lmcompress.models.memory import set_checkpointing
 from lmcompress.specs import ModelSpec, TaskSpec
@@ -67,11 +67,20 @@ def _sha256(path: Path) -> str:
 
 @cache
 def embedded_model_dir(name: str) -> Path:
-    """Directory of an embedded model, after checking its weights' sha256 (once per process)."""
+    """Directory of an embedded model, after checking its weights' sha256 (once per process).
+
+    Packaged models (``models/packaged.py``, e.g. ``embedded:mpnet-base``) are assembled from
+    their parts into the cache on first use.
+    """
+    if name in packaged.PACKAGED_MODELS:
+        try:
+            return packaged.packaged_model_dir(name)
+        except packaged.PackagedModelError as err:
+            raise ModelResolutionError(str(err)) from err
     if name not in EMBEDDED_MODELS:
         raise ModelResolutionError(
             f"unknown embedded model '{EMBEDDED_PREFIX}{name}'; available: "
-            + ", ".join(EMBEDDED_PREFIX + k for k in EMBEDDED_MODELS)
+            + ", ".join(EMBEDDED_PREFIX + k for k in [*EMBEDDED_MODELS, *packaged.PACKAGED_MODELS])
         )
     package, subdir, sha = EMBEDDED_MODELS[name]
     try:
