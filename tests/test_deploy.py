@@ -119,3 +119,25 @@ def test_budget_picks_most_accurate_within_budget(make_cfg, tmp_path):
     assert budget.choose(tmp_path / "run", 0.0, 1, 8, 1, 1)["chosen"] is None
     with pytest.raises(ValueError, match="no exported sub-networks"):
         budget.grid_folders(tmp_path)
+
+
+@pytest.mark.slow  # a 4-step recipe in subprocesses (~3 min on 2 busy cores)
+def test_recipe_chain_ends_with_the_deploy_table(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from helpers.cli import OFFLINE_ENV, REPO
+
+    env = {**os.environ, **OFFLINE_ENV, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "lmcompress.recipe",
+                           str(REPO / "recipes" / "deploy_tiny.yaml"), "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads((tmp_path / "deploy" / "deploy.json").read_text())
+    rows = {(Path(r["model"]).name, r["variant"]) for r in res["rows"]}
+    # the teacher as baseline, every variant of the head-sliced sub-network and of the student
+    assert ("baseline", "fp32_eager") in rows and len(rows) == 1 + 2 * len(variants.VARIANTS)
+    assert ("w0.50_d1.00", "onnx_int8") in rows
+    assert all(r["dev"] is not None for r in res["rows"])
+    assert "fastest at batch 4" in (tmp_path / "deploy" / "deploy.md").read_text()

@@ -10,15 +10,22 @@ folder it instead picks the most accurate sub-network whose measured latency mee
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from lmcompress.deploy.budget import budget_text, choose
 from lmcompress.deploy.pipeline import deploy
-from lmcompress.deploy.report import markdown
+from lmcompress.deploy.report import fastest, markdown
 from lmcompress.deploy.variants import VARIANTS
 from lmcompress.utils.io import write_json_atomic
+
+
+def summary(result: dict) -> dict:
+    """``metrics.json`` of a deploy run: the fastest variant per batch and thread count."""
+    fast = {f"b{b}_t{t}": fastest(result["rows"], b, t)
+            for t in result["threads"] for b in result["batches"]}
+    return {"status": "ok", "stage": "deploy", "main_metric": "fastest", "val": {"fastest": fast},
+            "deploy_json": "deploy.json"}
 
 
 def _ints(text: str) -> list[int]:
@@ -62,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(args.out / "deploy.json", result)
     table = markdown(result)
     (args.out / "deploy.md").write_text(table)
+    write_json_atomic(args.out / "metrics.json", summary(result))  # what a recipe step reads
     print(table)
     print(f"wrote {args.out / 'deploy.json'} and {args.out / 'deploy.md'}")
-    json.dumps(result)
     return 0
 
 
