@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lmcompress.deploy import card
 from lmcompress.deploy.card import RECORD
 from lmcompress.deploy.pipeline import load_export, machine_load
 from lmcompress.deploy.variants import eager, input_names
@@ -41,7 +42,8 @@ def choose(run: Path, budget_ms: float, batch: int, seq: int, repeats: int, thre
     subnets = {}
     for folder in grid_folders(run):
         model, rec = load_export(folder)
-        score = (rec.get("val") or {}).get(rec["main_metric"])
+        val = card._bare(rec.get("val") or {})  # records of an early version kept "val/"
+        score = val.get(rec["main_metric"])
         if score is None:
             raise ValueError(f"{folder}: {RECORD} has no dev {rec['main_metric']}")
         data = timing_batch(batch, seq, model.config.vocab_size)

@@ -45,6 +45,11 @@ def compression(cfg: DictConfig, name: str) -> str:
     return f"{stage} stage{f' sub-model {name}' if name else ''}"
 
 
+def _bare(scores: dict[str, Any]) -> dict[str, Any]:
+    """``{"val/accuracy": x}`` (a sub-model entry's keys) -> ``{"accuracy": x}``."""
+    return {k.split("/", 1)[-1]: v for k, v in scores.items()}
+
+
 def record(result: dict[str, Any], cfg: DictConfig, name: str, entry: dict[str, Any]
            ) -> dict[str, Any]:
     """The export record of one folder (JSON-ready)."""
@@ -54,7 +59,7 @@ def record(result: dict[str, Any], cfg: DictConfig, name: str, entry: dict[str, 
         "task_config": OmegaConf.to_container(cfg.task, resolve=True),
         "data_config": OmegaConf.to_container(cfg.data, resolve=True),
         "labels": list(OmegaConf.select(cfg, "task.label_names", default=None) or []),
-        "val": entry.get("val", {}), "test": entry.get("test", {}),
+        "val": _bare(entry.get("val", {})), "test": _bare(entry.get("test", {})),
         "teacher": result.get("teacher"), "compression": compression(cfg, name),
         "parameters": entry.get("model", {}).get("params_total"), "seed": result.get("seed"),
     }
