@@ -47,6 +47,7 @@ from lmcompress.models.dynabert import (
     subnet_shape,
 )
 from lmcompress.models.hub import resolve_model_path
+from lmcompress.utils.latency import call_time, paired_medians
 
 GRID = list(itertools.product(WIDTHS, DEPTHS))  # (1.0, 1.0) first: the baseline
 
@@ -75,14 +76,6 @@ def train_step(model, optim, data, width: float, depth: float) -> float:
     optim.step()
     optim.zero_grad(set_to_none=True)
     return time.perf_counter() - start
-
-
-def paired_medians(times: dict, base) -> tuple[dict, dict]:
-    """Median time of each key, and median over repeats of (time / base time) per key."""
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {k: statistics.median(a / b for a, b in zip(v, times[base], strict=True))
-              for k, v in times.items()}
-    return medians, ratios
 
 
 def training(model, data, repeats: int) -> None:
@@ -152,13 +145,6 @@ def runner(runtime: str, model, data):
     if not torch.allclose(out, ref, atol=1e-4, rtol=0):
         raise RuntimeError(f"{runtime}: logits differ from eager by {(out - ref).abs().max():.2e}")
     return run
-
-
-@torch.no_grad()
-def call_time(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def inference(model, seq: int, batch_sizes: list[int], repeats: int, runtimes: list[str]) -> None:

@@ -4,7 +4,9 @@
 steps in order; each step is one ``lmcompress.run`` (a stage config plus overrides) writing to
 ``<out>/<step>``. An override may refer to an earlier step's ``metrics.json`` as
 ``{step:path/to/key}`` (e.g. ``{teacher:export_dir}``,
-``{dynabert_w:submodels/w1.00_d1.00/export_dir}``)::
+``{dynabert_w:submodels/w1.00_d1.00/export_dir}``). A step with ``config: deploy`` runs
+``python -m lmcompress.deploy`` with its own overrides as arguments (the recipe's common
+overrides are not added) and ``--out <out>/<step>`` (docs/deploy.md)::
 
     overrides: [logger=csv]            # added to every step
     steps:
@@ -67,8 +69,8 @@ def load_recipe(path: Path) -> dict[str, Any]:
     for name, step in recipe["steps"].items():
         if not isinstance(step, dict) or "config" not in step or set(step) - {"config",
                                                                              "overrides"}:
-            raise RecipeError(f"{path}: step '{name}' needs 'config' (a stage) and optionally "
-                              "'overrides'")
+            raise RecipeError(f"{path}: step '{name}' needs 'config' (a stage or deploy) and "
+                              "optionally 'overrides'")
     return recipe
 
 
@@ -168,10 +170,13 @@ def run_steps(recipe: dict[str, Any], out: Path, dry_run: bool = False) -> dict[
     for name, step in recipe["steps"].items():
         folder = folders[name]
         metrics = folder / "metrics.json"
-        raw = [str(o) for o in [*recipe.get("overrides", []), *step.get("overrides", [])]]
+        common = [] if step["config"] == "deploy" else recipe.get("overrides", [])
+        raw = [str(o) for o in [*common, *step.get("overrides", [])]]
         overrides = raw if dry_run else [resolve(o, done, name) for o in raw]
-        command = [sys.executable, "-m", "lmcompress.run", "-cn", step["config"], *overrides,
-                   f"hydra.run.dir={folder}"]
+        command = ([sys.executable, "-m", "lmcompress.deploy", *overrides, "--out", str(folder)]
+                   if step["config"] == "deploy" else  # arguments of lmcompress.deploy
+                   [sys.executable, "-m", "lmcompress.run", "-cn", step["config"], *overrides,
+                    f"hydra.run.dir={folder}"])
         if dry_run:
             print(f"[recipe] {name}: {' '.join(command[2:])}", flush=True)
             done[name] = {}

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from lmcompress.callbacks.divergence import build_divergence
 from lmcompress.callbacks.exact_resume import ExactResume
 from lmcompress.callbacks.progress import PlainProgress
+from lmcompress.deploy.card import write_cards
 from lmcompress.models.hub import model_stats
 from lmcompress.modules.protocol import Stage, check_stage
 from lmcompress.specs import TaskSpec, parse
@@ -119,6 +120,7 @@ def _stage(cfg: DictConfig) -> dict[str, Any]:
     if "" not in module.subnets():
         result["submodels"] = submodel_entries(module, scores, exports,
                                                lambda model: stats(model, cfg))
+    write_cards(result, cfg)  # README.md + lmcompress_export.json per export, before publishing
     if publish_to is not None:
         result["published"] = artifacts.publish(
             exports[module.published_submodel], publish_to)

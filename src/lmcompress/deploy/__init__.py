@@ -1,0 +1,1 @@
+"""Deployment: model cards, runtime variants, measured latency (docs/deploy.md)."""
