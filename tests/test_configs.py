@@ -98,8 +98,9 @@ def _first_job(cfg) -> list[str]:
 
 
 def _offline(cfg) -> list[str]:
-    """Stand-ins for what a sweep needs but this machine may lack: published teachers (the
-    embedded MiniLM-L6 takes their place) and hub models (random weights of the same shape)."""
+    """Stand-ins for what a sweep needs but this machine may lack: published teachers and
+    students (the embedded MiniLM-L6 takes their place) and hub models (random weights of the
+    same shape)."""
     out = []
     teacher = cfg.get("teacher")
     if teacher is not None and teacher.get("name_or_path") and not Path(
@@ -109,6 +110,10 @@ def _offline(cfg) -> list[str]:
                  f"++teacher.config={OFFLINE_MODELS['bert-base-uncased']}"]
                 if "paper_scale" in cfg.tags else
                 ["teacher.name_or_path=embedded:minilm-l6", "teacher.tokenizer=embedded:minilm-l6"])
+    student = cfg.get("student")
+    if student is not None and student.get("init") == "pretrained" and not Path(
+            str(student.get("name_or_path"))).exists():  # a published student (a sweep's own)
+        out += ["student.name_or_path=embedded:minilm-l6"]
     model = cfg.get("model")
     if model is not None and str(model.get("name_or_path")) in OFFLINE_MODELS:
         shape = OFFLINE_MODELS[str(model.name_or_path)]
