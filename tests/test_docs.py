@@ -83,7 +83,7 @@ def why_skipped(command: str) -> str | None:
     if _stage_args(command) is None:
         return None if command.startswith("python -m lmcompress.") else "not an lmcompress command"
     cfg = _compose(command)
-    text = OmegaConf.to_yaml(cfg.task) + OmegaConf.to_yaml(cfg.data.streams)
+    text = OmegaConf.to_yaml(cfg.task) + OmegaConf.to_yaml(cfg.data.get("streams") or {})
     sources = set(re.findall(r"_target_: (\S+)", text))
     if sources - {"lmcompress.data.synthetic.SyntheticSource"}:
         return f"reads real data ({', '.join(sorted(sources))}): minutes to hours"
