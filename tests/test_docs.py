@@ -85,7 +85,9 @@ def why_skipped(command: str) -> str | None:
     cfg = _compose(command)
     text = OmegaConf.to_yaml(cfg.task) + OmegaConf.to_yaml(cfg.data.get("streams") or {})
     sources = set(re.findall(r"_target_: (\S+)", text))
-    if sources - {"lmcompress.data.synthetic.SyntheticSource"}:
+    # a corpus (stage general) is as cheap as the sources it reads, which the text lists too
+    cheap = {"lmcompress.data.synthetic.SyntheticSource", "lmcompress.data.corpus.CorpusSource"}
+    if sources - cheap:
         return f"reads real data ({', '.join(sorted(sources))}): minutes to hours"
     return None
 
