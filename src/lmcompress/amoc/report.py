@@ -30,7 +30,13 @@ from lmcompress.amoc.features import feature_columns
 from lmcompress.amoc.power import analyse_seeds, power_section, with_seeds
 from lmcompress.amoc.read import read_all
 from lmcompress.amoc.regression import RegressionRefused, RegressionSpec, stepwise_ols
-from lmcompress.amoc.run_sections import cost_section, finetune_section, run_selections
+from lmcompress.amoc.run_sections import (
+    cost_section,
+    finetune_section,
+    markdown_table,
+    pct,
+    run_selections,
+)
 from lmcompress.amoc.select import COMPETITORS, METHODS, Analysis, json_safe
 from lmcompress.utils.io import write_json_atomic
 
@@ -59,23 +65,13 @@ def load_candidates(folders: Sequence[str | Path]) -> pd.DataFrame:
     return table
 
 
-def _markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.2f}"
-
-
 def _choice(entry: dict[str, Any], method: str) -> str:
     pick = entry.get(method)
     if not pick:
         return "n/a"
-    score = _pct(pick["target_score"])
+    score = pct(pick["target_score"])
     if "removed" not in pick:  # random: mean and std over the budget's candidates
-        return f"{score} ± {_pct(pick['std'])}"
+        return f"{score} ± {pct(pick['std'])}"
     tied = pick.get("tied_predictions", 1)  # > 1: predicted equal, the first one was taken
     return f"{score} ({pick['removed']}{f', tie of {tied}' if tied > 1 else ''})"
 
@@ -86,19 +82,19 @@ def results_section(analysis: Analysis) -> str:
                "alternate", "oracle", "full", "regret", "win"]
     rows = [[f"{e['source']} → {e['target']}" + (f" (seed {e['seed']})" if "seed" in e else ""),
              e["k"], *(_choice(e, m) for m in METHODS),
-             _pct(e["full"]), _pct(e.get("regret")),
+             pct(e["full"]), pct(e.get("regret")),
              {True: "yes", False: "tie" if e.get("tie") else "no"}.get(e.get("win"), "n/a")]
             for e in analysis.entries]
     summary = analysis.summary
-    method_rows = [[m, _pct(summary[m]["mean_score"]), _pct(summary[m]["mean_regret"]),
+    method_rows = [[m, pct(summary[m]["mean_score"]), pct(summary[m]["mean_regret"]),
                     summary[m]["n"]] for m in METHODS if m in summary]
     return "\n\n".join([
         "## Choices per pair and budget (target score × 100; removed layers, 0-based)",
-        _markdown(headers, rows),
+        markdown_table(headers, rows),
         f"AMoC beats every baseline ({', '.join(COMPETITORS)}) strictly in "
         f"**{summary['wins']} of {summary['with_amoc']}** (pair, budget) groups, ties the best "
         f"in {summary['ties']}.",
-        _markdown(["method", "mean target score", "mean regret to oracle", "groups"],
+        markdown_table(["method", "mean target score", "mean regret to oracle", "groups"],
                   method_rows)])
 
 
@@ -112,14 +108,14 @@ def regression_section(table: pd.DataFrame, analysis: Analysis, spec: Regression
             index=False)]
         parts += [f"All {fit.n_rows} rows, response `{spec.response}`: R² = {fit.r2:.3f}, "
                   f"adjusted R² = {fit.adj_r2:.3f}; path: {', '.join(fit.steps) or 'none'}.",
-                  _markdown(["term", "coefficient", "p-value"], rows)]
+                  markdown_table(["term", "coefficient", "p-value"], rows)]
     except RegressionRefused as err:
         parts.append(f"All rows: refused ({err}).")
     held = [[f"{s} → {t}", ", ".join(f.selected) or "(intercept only)", f"{f.r2:.3f}",
              f.n_rows] if not isinstance(f, str) else [f"{s} → {t}", f"refused: {f}", "", ""]
             for (s, t), f in analysis.fits.items()]
     parts += ["Leave-one-target-domain-out fits (each never sees its pair's target):",
-              _markdown(["held-out pair", "selected features", "train R²", "rows"], held)]
+              markdown_table(["held-out pair", "selected features", "train R²", "rows"], held)]
     parts.append(agreement(table, analysis.predicted, spec.response))
     return "\n\n".join(parts)
 

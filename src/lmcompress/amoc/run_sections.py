@@ -12,13 +12,15 @@ import numpy as np
 from lmcompress.amoc.select import METHODS
 
 
-def _markdown(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table of ``rows`` under ``headers``."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A score as a percentage with two decimals (``n/a`` when missing or not finite)."""
     return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.2f}"
 
 
@@ -57,7 +59,7 @@ def cost_section(selections: Sequence[dict[str, Any]]) -> str:
     headers = ["source", "candidates", "cache s", "search s", "s per candidate",
                "uncached re-run: cached vs independent", "fit ratio",
                "the cache's bound (training–prediction)", "whole search (lower bound)"]
-    return "## Search cost\n\n" + _markdown(headers, rows) + (
+    return "## Search cost\n\n" + markdown_table(headers, rows) + (
         "\n\nWhole search: the candidate fits scaled by the re-run's ratio over the cached "
         "search time including its base-model passes (an independent search is charged none of "
         "them, so this is a lower bound of the saving). The cache's bound is the most it can save "
@@ -78,20 +80,20 @@ def finetune_section(selections: Sequence[dict[str, Any]]) -> str | None:
                 if "finetuned_score" not in choice:
                     continue
                 rows.append([f"{e['source']} → {e['target']}", e["k"], method,
-                             choice["removed"], _pct(choice["target_score"]),
-                             _pct(choice["finetuned_score"])])
+                             choice["removed"], pct(choice["target_score"]),
+                             pct(choice["finetuned_score"])])
                 means.setdefault(method, []).append(
                     (choice["target_score"], choice["finetuned_score"]))
     if not rows:
         return None
-    summary = [[m, len(v), _pct(np.mean([a for a, _ in v])), _pct(np.mean([b for _, b in v]))]
+    summary = [[m, len(v), pct(np.mean([a for a, _ in v])), pct(np.mean([b for _, b in v]))]
                for m, v in means.items()]
     return ("## Chosen candidates, fully fine-tuned\n\nEach run's own choices (its regression "
             "held out each of its targets), re-trained whole on the source "
             "(`callbacks.amoc.finetune`), target score after the brief search fine-tune and "
             "after the full one.\n\n"
-            + _markdown(["pair", "k", "method", "removed", "search", "fine-tuned"], rows)
-            + "\n\n" + _markdown(["method", "groups", "mean search", "mean fine-tuned"],
+            + markdown_table(["pair", "k", "method", "removed", "search", "fine-tuned"], rows)
+            + "\n\n" + markdown_table(["method", "groups", "mean search", "mean fine-tuned"],
                                    summary))
 
 

@@ -57,14 +57,6 @@ class ModelResolutionError(RuntimeError):
     """A model reference could not be resolved (missing package, bad path, offline hub)."""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @cache
 def embedded_model_dir(name: str) -> Path:
     """Directory of an embedded model, after checking its weights' sha256 (once per process).
@@ -94,7 +86,7 @@ def embedded_model_dir(name: str) -> Path:
     weights = model_dir / "model.safetensors"
     if not weights.is_file():
         raise ModelResolutionError(f"embedded model weights missing: {weights}")
-    actual = _sha256(weights)
+    actual = packaged.sha256_file(weights)
     if actual != sha:
         raise ModelResolutionError(
             f"sha256 mismatch for {weights}: expected {sha}, got {actual} (corrupt or altered)"
@@ -240,7 +232,7 @@ def weights_digest(path: str | Path) -> str:
         p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
     digest = hashlib.sha256()
     for file in files:
-        digest.update(_sha256(file).encode())
+        digest.update(packaged.sha256_file(file).encode())
     return digest.hexdigest()
 
 
