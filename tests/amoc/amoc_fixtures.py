@@ -63,3 +63,33 @@ def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
         batch["labels"] = pad(labels, -100) if isinstance(labels[0], list) else torch.tensor(
             labels)
     return batch
+
+
+def cached_candidate(base, removed: tuple[int, ...], kind: str, rule: str = "official"):
+    """A 4-layer ``base``'s caches for removing ``removed``, and a factory of the smaller model.
+
+    Returns ``(start, train, dev, model)``: the first changed layer, the training and dev caches
+    of the states that candidate needs, and ``model()`` building the smaller, partly trainable
+    model (shared by the cache tests of BERT and of every family).
+    """
+    from lmcompress.amoc.cache import batch_plan, build_cache, states_needed
+    from lmcompress.amoc.candidates import Candidate, first_changed, trainable_parts
+    from lmcompress.amoc.train import set_trainable
+    from lmcompress.models.surgery import drop_layers
+
+    candidate = Candidate(removed)
+    start = first_changed(4, candidate, rule)
+    keep = states_needed(base, [start])
+    token = kind == "token_classification"
+    train = build_cache(base, "train", examples(20, 0, token, num_labels=3), collate,
+                        batch_plan(20, 8, seed=3), keep, kind)
+    dev = build_cache(base, "dev", examples(10, 1, token, labels=False), collate,
+                      batch_plan(10, 4), keep, kind, special_ids=[0, 2, 3])
+
+    def model():
+        smaller = drop_layers(base, candidate.removed)
+        kept = [i for i in range(4) if i not in candidate.removed]
+        set_trainable(smaller, trainable_parts(4, candidate, rule), kept)
+        return smaller
+
+    return start, train, dev, model

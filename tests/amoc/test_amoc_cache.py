@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from amoc_fixtures import collate, examples, tiny_model
+from amoc_fixtures import cached_candidate, tiny_model
 
-from lmcompress.amoc.cache import batch_plan, build_cache, states_needed
-from lmcompress.amoc.candidates import Candidate, first_changed, trainable_parts
-from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
-from lmcompress.models.surgery import drop_layers
+from lmcompress.amoc.cache import states_needed
+from lmcompress.amoc.train import TrainSpec, predict, train_candidate, trained_state
 
 KIND = {"mix": "classification", "pooler": "classification", "token": "token_classification"}
 
 
 def _setup(head: str, removed: tuple[int, ...], rule: str = "official"):
     base = tiny_model(head, num_labels=3)
-    candidate = Candidate(removed)
-    start = first_changed(4, candidate, rule)
-    keep = states_needed(base, [start])
-    token = head == "token"
-    train = build_cache(base, "train", examples(20, 0, token, num_labels=3), collate,
-                        batch_plan(20, 8, seed=3), keep, KIND[head])
-    dev = build_cache(base, "dev", examples(10, 1, token, labels=False), collate,
-                      batch_plan(10, 4), keep, KIND[head], special_ids=[0, 2, 3])
-
-    def model():
-        smaller = drop_layers(base, candidate.removed)
-        kept = [i for i in range(4) if i not in candidate.removed]
-        set_trainable(smaller, trainable_parts(4, candidate, rule), kept)
-        return smaller
-
-    return base, start, train, dev, model
+    return (base, *cached_candidate(base, removed, KIND[head], rule))
 
 
 @pytest.mark.parametrize("head", ["mix", "pooler", "token"])

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from amoc_fixtures import collate, examples
+from amoc_fixtures import cached_candidate, collate, examples
 
 from helpers.families import NAMES, family_model
-from lmcompress.amoc.cache import batch_plan, build_cache, states_needed
-from lmcompress.amoc.candidates import Candidate, first_changed, trainable_parts
 from lmcompress.amoc.search import Search, SearchData, SearchSpec
-from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
+from lmcompress.amoc.train import TrainSpec, predict, train_candidate, trained_state
 from lmcompress.models.families import adapter_for
-from lmcompress.models.surgery import drop_layers
 from lmcompress.specs import parse
 
 KIND = {"sequence": "classification", "token": "token_classification"}
@@ -24,22 +21,7 @@ KIND = {"sequence": "classification", "token": "token_classification"}
 
 def _setup(family: str, head: str, removed: tuple[int, ...]):
     base = family_model(family, head, num_labels=3)
-    candidate = Candidate(removed)
-    start = first_changed(4, candidate, "official")
-    keep = states_needed(base, [start])
-    token = head == "token"
-    train = build_cache(base, "train", examples(20, 0, token, num_labels=3), collate,
-                        batch_plan(20, 8, seed=3), keep, KIND[head])
-    dev = build_cache(base, "dev", examples(10, 1, token, labels=False), collate,
-                      batch_plan(10, 4), keep, KIND[head], special_ids=[0, 2, 3])
-
-    def model():
-        smaller = drop_layers(base, candidate.removed)
-        kept = [i for i in range(4) if i not in candidate.removed]
-        set_trainable(smaller, trainable_parts(4, candidate, "official"), kept)
-        return smaller
-
-    return base, start, train, dev, model
+    return (base, *cached_candidate(base, removed, KIND[head], "official"))
 
 
 @pytest.mark.parametrize(("head", "removed"), [("sequence", (2,)), ("sequence", (0, 2)),
