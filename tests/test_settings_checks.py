@@ -49,3 +49,20 @@ def test_a_seed_that_is_not_an_integer_in_range_is_refused_by_key(make_cfg, seed
         cfg.seed = seed
     with pytest.raises(ValueError, match=r"seed=.*: must be an integer from 0 to 4294967295"):
         check_seed(cfg)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_warns_naming_the_key(make_cfg, monkeypatch, caplog,
+                                                                  native):
+    import torch
+
+    from lmcompress.utils import checks
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cfg = make_cfg("teacher", "hardware=bf16_mixed", "trainer.accelerator=cpu")
+    with caplog.at_level("WARNING", logger=checks.__name__):
+        checks.check_device(cfg)
+    warned = [r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()]
+    assert bool(warned) is (not native)
+    if warned:
+        assert "trainer.precision=bf16-mixed" in warned[0] and "hardware=cpu" in warned[0]

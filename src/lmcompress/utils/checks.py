@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedModel
+
+log = logging.getLogger(__name__)
 
 # key -> (smallest allowed integer, other allowed values, allowed range in words)
 INTEGER_SETTINGS = {
@@ -68,6 +71,10 @@ def check_device(cfg: DictConfig) -> None:
     """
     trainer = cfg.trainer
     accelerator, precision = str(trainer.get("accelerator")), str(trainer.get("precision"))
+    if accelerator == "cpu" and precision.startswith("bf16") and not cpu_has_native_bf16():
+        log.warning("trainer.precision=%s on a CPU without native bf16 (no AVX512-BF16 or AMX): "
+                    "torch emulates bf16 here, and a step ran about 17x slower than fp32 on such "
+                    "a CPU (docs/launch.md). Use hardware=cpu for fp32.", precision)
     if accelerator not in ("gpu", "cuda"):
         return
     import torch
@@ -80,6 +87,11 @@ def check_device(cfg: DictConfig) -> None:
     if precision.startswith("bf16") and not torch.cuda.is_bf16_supported():
         raise ValueError(f"trainer.precision={precision}: this GPU has no bf16 support; use "
                          "hardware=fp16_mixed (fp16 autocast with loss scaling)")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 matmuls in hardware (AVX512-BF16 or AMX tiles)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def usable_positions(model: PreTrainedModel) -> int | None:
