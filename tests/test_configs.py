@@ -142,7 +142,9 @@ def test_sweeps_instantiate_module_callbacks_and_data(sweep, shared_data, tmp_pa
     from lmcompress.specs import TaskSpec, parse
     from lmcompress.utils.instantiate import build_callbacks
 
-    overrides = _first_job(_compose_job(sweep, [], tmp_path))
+    # published teachers/students are looked up under tmp_path, never in this checkout's outputs
+    isolated = [f"paths.artifact_dir={tmp_path / 'artifacts'}"]
+    overrides = _first_job(_compose_job(sweep, isolated, tmp_path)) + isolated
     cfg = _compose_job(sweep, overrides, tmp_path)
     cfg = _compose_job(sweep, overrides + _offline(cfg), tmp_path)
     module = instantiate_plain(cfg.module)
