@@ -1,8 +1,12 @@
 """The same-tokenizer CKD training loss on seeded float32 states, as exact hex digits.
 
-``tests/fixtures/ckd_same_tokenizer_7f91590.json`` holds :func:`values` computed by the code of
-commit 7f91590 (before CKD across tokenizers existed); ``test_ckd_words.py`` requires the
-current code to give the same bits (docs/ckd.md §12).
+Commit 7f91590 is the code before CKD across tokenizers existed. ``test_ckd_words.py`` runs this
+file once with that commit's ``src`` (``git archive``) and once with the current one, on the same
+machine, and requires the same bits: float32 kernels round differently from one CPU to another,
+so bits are only comparable on one machine. ``tests/fixtures/ckd_same_tokenizer_7f91590.json``
+holds :func:`summary` of 7f91590 (terms and gradient norms as floats), which any machine must
+match to float32 rounding (docs/ckd.md §12). ``python same_tokenizer_case.py [--summary]``
+prints either as JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +28,21 @@ OPTIONS = {"masked_w21": {"window": 21, "mask_window": True},
 
 def values() -> dict[str, dict[str, str]]:
     """``{case: {term or grad digest: float.hex() or sha256}}`` of seeded batches."""
+    return {case: {name: (float(v).hex() if name in terms else
+                          hashlib.sha256(v.numpy().tobytes()).hexdigest())
+                   for name, v in {**terms, **grads}.items()}
+            for case, (terms, grads) in _computed().items()}
+
+
+def summary() -> dict[str, dict[str, float]]:
+    """``{case: {term or grad_state<i>_norm: float}}``: comparable across machines to rounding."""
+    return {case: {**{name: float(v) for name, v in terms.items()},
+                   **{f"{name}_norm": float(g.norm()) for name, g in grads.items()}}
+            for case, (terms, grads) in _computed().items()}
+
+
+def _computed() -> dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """``{case: (terms and total, gradients of the student states)}`` of seeded batches."""
     out = {}
     for case, ckd in OPTIONS.items():
         g = torch.Generator().manual_seed(7)
@@ -41,11 +60,9 @@ def values() -> dict[str, dict[str, str]]:
                             LayerMapSpec(teacher=[0, 2, 4], student=[0, 1, 2]))
         total, parts = Objective.from_config({**LOSS, "ckd": ckd})(inputs)
         total.backward()
-        row = {name: float(v.detach()).hex() for name, v in parts.items()}
-        row["total"] = float(total.detach()).hex()
-        for i, h in enumerate(s_states):
-            row[f"grad_state{i}"] = hashlib.sha256(h.grad.numpy().tobytes()).hexdigest()
-        out[case] = row
+        terms = {name: v.detach() for name, v in parts.items()}
+        terms["total"] = total.detach()
+        out[case] = (terms, {f"grad_state{i}": h.grad for i, h in enumerate(s_states)})
     return out
 
 
@@ -53,4 +70,5 @@ if __name__ == "__main__":
     import json
     import sys
 
-    json.dump(values(), sys.stdout, indent=1, sort_keys=True)
+    json.dump(summary() if "--summary" in sys.argv else values(), sys.stdout, indent=1,
+              sort_keys=True)
