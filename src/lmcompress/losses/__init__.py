@@ -5,6 +5,7 @@ Built-in terms: ``task`` and ``kd`` (``kd.py``), ``hidden_mse`` (``hidden.py``),
 """
 
 from lmcompress.losses import ckd, hidden, kd, mlm  # noqa: F401  (registration)
+from lmcompress.losses.ckd.ranks import counts_across_ranks
 from lmcompress.losses.registry import (
     REGISTRY,
     Objective,
@@ -13,4 +14,5 @@ from lmcompress.losses.registry import (
     register_term,
 )
 
-__all__ = ["REGISTRY", "Objective", "TermInputs", "register_family", "register_term"]
+__all__ = ["REGISTRY", "Objective", "TermInputs", "counts_across_ranks", "register_family",
+           "register_term"]

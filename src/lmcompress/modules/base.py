@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from lmcompress.losses import Objective, TermInputs
+from lmcompress.losses import Objective, TermInputs, counts_across_ranks
 from lmcompress.metrics import TaskMetrics, predictions
 from lmcompress.models.hub import model_stats
 from lmcompress.optim import adamw_groups
@@ -117,7 +117,9 @@ class TaskModule(pl.LightningModule):
         return TermInputs(student, teacher, batch, self.kind, getattr(self, "layer_map", None))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        total, parts = self.objective(self.term_inputs(batch))
+        # under DDP, CKD's counts are the global batch's (docs/ckd.md §13)
+        with counts_across_ranks(self.trainer.world_size > 1):
+            total, parts = self.objective(self.term_inputs(batch))
         self.check_finite_on_every_rank(total)
         self.check_finite(total, parts)
         self.log_loss(total, parts)

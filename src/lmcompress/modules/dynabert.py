@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from lmcompress.losses import Objective, TermInputs
+from lmcompress.losses import Objective, TermInputs, counts_across_ranks
 from lmcompress.models.dynabert import (
     check_exportable,
     compute_importance,
@@ -156,7 +156,8 @@ class DynaBertModule(FrozenTeacher, TaskModule):
                 student = self(batch, output_hidden_states=self.objective.needs_hidden)
                 inputs = TermInputs(student, teacher, batch, self.kind,
                                     dynabert_layer_map(num_layers, depth))
-                total, parts = self.objective(inputs)
+                with counts_across_ranks(self.trainer.world_size > 1):  # docs/ckd.md §13
+                    total, parts = self.objective(inputs)
                 self.manual_backward(total)  # frees this sub-network's graph before the next
                 totals.append(total.detach())
                 parts_of[name] = {k: v.detach() for k, v in parts.items()}

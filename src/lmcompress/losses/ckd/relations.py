@@ -13,6 +13,8 @@ from typing import TypeVar
 import torch
 import torch.nn.functional as F
 
+from lmcompress.losses.ckd.ranks import share
+
 PAIR_LOSSES = ("kldiv", "l1", "l2", "smoothl1")
 TRIPLE_LOSSES = ("l2", "l1", "smoothl1")
 DISTANCES = ("cos", "l2", "sqeuclidean")
@@ -87,15 +89,18 @@ def elementwise(diff_s: torch.Tensor, target: torch.Tensor, kind: str) -> torch.
 
 def reduce(values: torch.Tensor, keep: torch.Tensor, normalize: str, denom: torch.Tensor,
             row_dims: int) -> torch.Tensor:
-    """Global sum / ``denom`` (official) or mean over valid rows of per-row means."""
+    """Global sum / ``denom`` (official) or mean over valid rows of per-row means.
+
+    Under DDP both counts are the global batch's (:func:`~lmcompress.losses.ckd.ranks.share`).
+    """
     values = torch.where(keep, values, torch.zeros((), dtype=values.dtype, device=values.device))
     if normalize == "global":
-        return values.sum() / denom.clamp_min(1)
+        return values.sum() / share(denom)
     dims = tuple(range(-row_dims, 0))
     count = keep.sum(dims)
     row_mean = values.sum(dims) / count.clamp_min(1)
     rows = count > 0
-    return row_mean[rows].sum() / rows.sum().clamp_min(1)
+    return row_mean[rows].sum() / share(rows.sum())
 
 
 def relation(centred: torch.Tensor, plain: torch.Tensor, distance: str, dist_norm: bool,

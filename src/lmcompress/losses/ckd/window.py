@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lmcompress.losses.ckd.ranks import share
 from lmcompress.losses.ckd.relations import EPS, elementwise, window_index
 
 
@@ -198,10 +199,10 @@ def wr_triple(g_s: torch.Tensor, g_t: torch.Tensor, valid: torch.Tensor, window:
         idx, inside = window_index(n, window, valid.device)
         keep = window_members(valid, idx, inside) if mask_window else valid
         counts = keep.sum(-1) ** 2 if mask_window else valid.long() * window**2
-    if normalize == "global":
-        denom = counts.sum().to(g_s.dtype).clamp_min(1)
+    if normalize == "global":  # counts of the global batch under DDP (ranks.py)
+        denom = share(counts.sum()).to(g_s.dtype)
     else:  # the mean over vertices with entries of each vertex's mean
-        rows = (counts > 0).sum().clamp_min(1)
+        rows = share((counts > 0).sum())
         denom = (counts.clamp_min(1) * rows).to(g_s.dtype)
     vertices = torch.arange(n, device=valid.device)
     if window is not None:
