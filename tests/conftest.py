@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,6 +17,10 @@ from lmcompress.data.paths import shared_data_dir
 from lmcompress.utils.paths import conf_dir, register_resolvers
 
 register_resolvers()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n W: one thread per worker (2 cores, 2 workers)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # and per subprocess it starts
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

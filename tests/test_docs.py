@@ -5,12 +5,14 @@
 - Fast: every ``python -m lmcompress.run`` command composes (a renamed group, option or key in
   the code fails here), and no document spells the SLURM launcher other than ``+launcher=slurm``.
 - Slow: the cheap commands run in a subprocess, in order, in a scratch folder, with ``+quick=on``
-  added to the stage runs. Cheap = a stage on generated data only (no ../shared/data, no hub
-  model), the reports and the tiny sweep. Skipped, with the reason returned by ``why_skipped``:
-  ``pip install`` (CI installs first), ``python -m pytest`` (this suite), the real-data presets
-  (minutes to hours each; ``tests/test_experiments.py`` composes them), ``--info`` (prints only).
-  Today that runs the README's "first hour" block: teacher, distill, DynaBERT phases 1 and 2,
-  AMoC on the generated task, the AMoC report, the teacher_tiny sweep and its report.
+  added to the stage runs: README.md's in the default suite (the main job and the "first hour"
+  block: teacher, distill, DynaBERT phases 1 and 2, AMoC on the generated task, the AMoC report,
+  the teacher_tiny sweep and its report), each docs/*.md's after them under ``pytest -m
+  extended`` (docs/testing.md). Cheap = a stage on generated data only (no ../shared/data, no
+  hub model), the reports and the tiny sweep. Skipped, with the reason returned by
+  ``why_skipped``: ``pip install`` (CI installs first), ``python -m pytest`` (this suite), the
+  real-data presets (minutes to hours each; ``tests/test_experiments.py`` composes them),
+  ``--info`` (prints only).
 """
 
 from __future__ import annotations
@@ -111,22 +113,53 @@ def test_slurm_launcher_has_one_spelling():
     assert not bad, f"write +launcher=slurm / +launcher=local (conf/launcher/) in {bad}"
 
 
+class Scratch:
+    """One scratch folder where the documented commands run in order, each at most once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.ran = root, []
+        (root / "sweeps").symlink_to(REPO / "sweeps")
+        self.env = {**os.environ, **OFFLINE_ENV, "CI": "1", "LMCOMPRESS_OUTPUT_DIR":
+                    str(root / "outputs"), "PYTHONPATH": str(REPO / "src")}
+
+    def run(self, doc: str) -> int:
+        """Run ``doc``'s cheap commands not run yet; returns how many ran."""
+        count = 0
+        for name, command in ALL:
+            if name != doc or why_skipped(command) is not None:
+                continue
+            words = shlex.split(command)
+            if (_stage_args(command) is not None and "+quick=on" not in words
+                    and "-cd" not in words):
+                words.append("+quick=on")
+            if words in self.ran:
+                continue  # the install line's main job is the first-hour block's first command
+            proc = subprocess.run([sys.executable, *words[1:]], cwd=self.root, env=self.env,
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, f"{doc}: {command}\n{proc.stderr[-3000:]}"
+            self.ran.append(words)
+            count += 1
+        return count
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Scratch:
+    return Scratch(tmp_path_factory.mktemp("docs"))
+
+
 @pytest.mark.slow
-def test_cheap_documented_commands_run_as_typed(tmp_path):
-    (tmp_path / "sweeps").symlink_to(REPO / "sweeps")
-    env = {**os.environ, **OFFLINE_ENV, "CI": "1", "LMCOMPRESS_OUTPUT_DIR":
-           str(tmp_path / "outputs"), "PYTHONPATH": str(REPO / "src")}
-    ran = []
-    for doc, command in ALL:
-        if why_skipped(command) is not None:
-            continue
-        words = shlex.split(command)
-        if _stage_args(command) is not None and "+quick=on" not in words and "-cd" not in words:
-            words.append("+quick=on")
-        if words in ran:
-            continue  # the install line's main job is the first-hour block's first command
-        proc = subprocess.run([sys.executable, *words[1:]], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"{doc}: {command}\n{proc.stderr[-3000:]}"
-        ran.append(words)
-    assert len(ran) >= 8, ran
+def test_readme_commands_run_as_typed(scratch):
+    """The new user's path: the main job and the first-hour block, in the default suite."""
+    assert scratch.run("README.md") >= 8, scratch.ran
+
+
+EXTENDED = sorted({doc for doc, c in ALL if doc != "README.md" and why_skipped(c) is None})
+
+
+@pytest.mark.extended
+@pytest.mark.parametrize("doc", EXTENDED)
+def test_cheap_commands_of_each_document_run_as_typed(scratch, doc):
+    """docs/*.md after the README's block (their commands read its outputs), outside the
+    default suite for time: ``pytest -m extended tests/test_docs.py`` (docs/testing.md)."""
+    scratch.run("README.md")
+    assert scratch.run(doc) >= 1, doc
