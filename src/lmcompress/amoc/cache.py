@@ -2,8 +2,9 @@
 
 Every candidate keeps and freezes the layers below its first changed layer ``c``
 (``candidates.first_changed``), so on the same batch they compute exactly the base model's
-hidden states. The base model is therefore run once per split, storing (CPU, fp32, per batch
-with its attention mask) the hidden state entering each needed layer; a candidate then runs
+hidden states. The base model is therefore run once per split (on the model's device), storing
+(in host memory, fp32, per batch with its attention mask) the hidden state entering each needed
+layer; a candidate then moves each batch to its device (:meth:`CachedBatch.to`) and runs
 only layers ``c..`` and its head (:func:`forward_from`). The mix head also needs the lower
 states themselves (``h_0..h_c``), which the cache holds too (docs/amoc.md §10). Candidates
 that re-train the embeddings (``c = -1``) run from the inputs.
@@ -45,6 +46,23 @@ class CachedBatch:
     """Tagging: tokens that count (labelled first sub-tokens, else real non-special tokens)."""
     states: dict[int, torch.Tensor] = field(default_factory=dict)
     """``b -> [B, T, H]`` hidden state entering layer ``b`` (0 = the embedding output)."""
+
+    def to(self, device: torch.device) -> CachedBatch:
+        """The batch with its inputs, labels, mask and states on ``device`` (self if there)."""
+        if self.inputs["input_ids"].device == device:
+            return self
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return CachedBatch({k: move(v) for k, v in self.inputs.items()}, move(self.labels),
+                           self.base_probs, self.pooled, move(self.token_mask),
+                           {b: move(h) for b, h in self.states.items()})
+
+
+def model_device(model: Any) -> torch.device:
+    """The device of ``model``'s parameters (where its batches must go)."""
+    return next(model.parameters()).device
 
 
 @dataclass
@@ -120,13 +138,14 @@ def build_cache(model: Any | None, name: str, dataset: Any, collator: Callable,
             batches.append(CachedBatch(inputs=inputs, labels=labels, base_probs=torch.empty(0),
                                        pooled=torch.empty(0), token_mask=token_mask))
             continue
-        out = model(**inputs, output_hidden_states=True)
-        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        device = model_device(model)
+        out = model(**{k: v.to(device) for k, v in inputs.items()}, output_hidden_states=True)
+        mask = inputs["attention_mask"].to(device).unsqueeze(-1).float()
         pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1)
-        batches.append(CachedBatch(
-            inputs=inputs, labels=labels, base_probs=out.logits.float().softmax(-1),
-            pooled=pooled, token_mask=token_mask,
-            states={b: out.hidden_states[b].float() for b in sorted(keep)}))
+        batches.append(CachedBatch(  # host memory: a GPU holds one batch at a time
+            inputs=inputs, labels=labels, base_probs=out.logits.float().softmax(-1).cpu(),
+            pooled=pooled.float().cpu(), token_mask=token_mask,
+            states={b: out.hidden_states[b].float().cpu() for b in sorted(keep)}))
     return SplitCache(name, kind, batches)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from lmcompress.amoc.cache import SplitCache, forward_from
+from lmcompress.amoc.cache import SplitCache, forward_from, model_device
 from lmcompress.amoc.candidates import EMBEDDINGS, Trainable
 from lmcompress.losses.kd import hard_ce
 from lmcompress.models.families import adapter_for
@@ -102,7 +102,7 @@ def _optimizer(model: Any, spec: TrainSpec, steps: int) -> tuple[Any, Any]:
 
 
 def logits_of(model: Any, start: int, batch: Any, cached: bool) -> torch.Tensor:
-    """The candidate's logits on a cached batch, from the cache or from the inputs."""
+    """The candidate's logits on a cached batch (on its device), from the cache or the inputs."""
     return forward_from(model, start, batch) if cached else model(**batch.inputs).logits
 
 
@@ -119,7 +119,8 @@ def train_candidate(model: Any, start: int, train: SplitCache, spec: TrainSpec,
     optimizer, scheduler = _optimizer(model, spec, steps)
     params = [p for p in model.parameters() if p.requires_grad]
     tic, losses = time.perf_counter(), []
-    with torch.random.fork_rng(devices=[]):
+    device = model_device(model)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(spec.seed)
         set_modes(model, start, spec.dropout)
         for epoch in range(spec.epochs):
@@ -127,7 +128,7 @@ def train_candidate(model: Any, start: int, train: SplitCache, spec: TrainSpec,
             if epoch:
                 random.Random(spec.seed + epoch).shuffle(order)
             for i in order:
-                batch = train.batches[i]
+                batch = train.batches[i].to(device)
                 logits = logits_of(model, start, batch, cached)
                 loss = hard_ce(logits, batch.labels)  # the objective's task loss
                 loss.backward()
@@ -145,9 +146,12 @@ def train_candidate(model: Any, start: int, train: SplitCache, spec: TrainSpec,
 def predict(model: Any, start: int, split: SplitCache, cached: bool = True) -> list[torch.Tensor]:
     """Class probabilities of ``model`` (eval mode) on every batch of ``split``."""
     model.eval()
-    return [logits_of(model, start, b, cached).float().softmax(-1) for b in split.batches]
+    device = model_device(model)
+    return [logits_of(model, start, b.to(device), cached).float().softmax(-1).cpu()
+            for b in split.batches]
 
 
 def trained_state(model: Any) -> dict[str, torch.Tensor]:
     """A copy of the trainable parameters (all a candidate changed w.r.t. the base model)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
+            if p.requires_grad}  # host memory: a search keeps every candidate's

@@ -143,8 +143,11 @@ class AMoCCallback(pl.Callback):
 
     @staticmethod
     def base_model(trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
-        """A CPU fp32 copy of the model with the best checkpoint's weights (else current)."""
-        model = copy.deepcopy(pl_module.model).cpu().float()
+        """An fp32 copy of the model with the best checkpoint's weights (else the current ones).
+
+        On the training device (each DDP rank's own); the search runs there in fp32.
+        """
+        model = copy.deepcopy(pl_module.model).to(pl_module.device).float()
         checkpoint = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
         if checkpoint:
             state = read_checkpoint(Path(checkpoint))["state_dict"]
