@@ -156,6 +156,7 @@ def test_readme_commands_run_as_typed(scratch):
 EXTENDED = sorted({doc for doc, c in ALL if doc != "README.md" and why_skipped(c) is None})
 
 
+@pytest.mark.slow  # subprocess runs: `pytest -m "not slow"` leaves them out too
 @pytest.mark.extended
 @pytest.mark.parametrize("doc", EXTENDED)
 def test_cheap_commands_of_each_document_run_as_typed(scratch, doc):
