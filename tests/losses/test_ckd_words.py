@@ -56,8 +56,8 @@ def test_same_tokenizer_loss_equals_the_reference_commit_bit_for_bit(tmp_path):
                              capture_output=True, timeout=120, check=False)
     if archive.returncode != 0:
         pytest.skip(f"commit {REFERENCE} is not in this clone's history (a shallow clone?)")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tmp_path, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:  # filter=: Python >= 3.10.12
+        tar.extractall(tmp_path, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     assert _case_output(tmp_path / "src") == _case_output(root / "src")
 
 
