@@ -131,3 +131,20 @@ def test_cpu_scale_general_config_composes_with_its_budget():
     assert cfg.publish_as == "general_cpu_w384" and cfg.student.num_layers == 3
     excluded = [(e.source.task, list(e.splits)) for e in cfg.task.source.exclude]
     assert ("mrpc", ["validation", "test"]) in excluded and ("sst2", ["validation"]) in excluded
+
+
+@pytest.mark.parametrize("stage, overrides", [("general", SMALL), ("teacher", ["data.batch_size=8"])])
+def test_a_step_budget_the_epoch_limit_stops_short_of_is_refused(make_cfg, stage, overrides):
+    # Lightning stops at whichever limit comes first: max_epochs=1 silently cut a 1,200-step
+    # general budget to the corpus's 733 batches
+    cfg = make_cfg(stage, *overrides, "trainer.max_epochs=1", "trainer.max_steps=100000")
+    with pytest.raises(ValueError, match=r"trainer.max_steps=100000 is never reached: "
+                                         r"trainer.max_epochs=1 x \d+ optimizer steps per epoch"):
+        run_stage(cfg)
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_with_max_epochs_minus_one_the_step_budget_runs_past_an_epoch(make_cfg):
+    cfg = make_cfg("general", *SMALL, "trainer.max_epochs=-1", "trainer.max_steps=7", "test=false")
+    result = run_stage(cfg)
+    assert result["global_step"] == 7 and result["epochs_completed"] >= 1

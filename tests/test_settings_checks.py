@@ -30,6 +30,13 @@ def test_a_non_integer_or_out_of_range_setting_names_its_key_and_range(make_cfg,
         check_plan(cfg)
 
 
+def test_no_epoch_limit_and_no_step_limit_is_refused_by_both_keys(make_cfg):
+    check_plan(make_cfg("teacher", "trainer.max_epochs=-1", "trainer.max_steps=5"))  # steps end it
+    with pytest.raises(ValueError, match=r"trainer.max_epochs=-1 with trainer.max_steps=-1 plans "
+                                         r"no end"):
+        check_plan(make_cfg("teacher", "trainer.max_epochs=-1", "trainer.max_steps=-1"))
+
+
 def test_the_refusal_comes_before_the_data_module_or_any_model_is_built(make_cfg, monkeypatch):
     built = []
     monkeypatch.setattr(run, "instantiate_plain", lambda *a, **k: built.append(a) or 1 / 0)

@@ -60,6 +60,9 @@ def check_plan(cfg: DictConfig) -> None:
             raise ValueError(f"{key}=0 plans no optimizer step: the run would export an "
                              "untrained model")
     check_numbers(cfg)
+    if trainer.get("max_epochs") == -1 and trainer.get("max_steps") in (None, -1):
+        raise ValueError("trainer.max_epochs=-1 with trainer.max_steps=-1 plans no end: set "
+                         "one of them")
     check_device(cfg)
 
 
