@@ -128,6 +128,9 @@ def test_cpu_scale_general_config_composes_with_its_budget():
         cfg = compose("general_cpu")
     GlobalHydra.instance().clear()
     assert cfg.task.name == "corpus_shared_cpu" and cfg.trainer.max_steps == 1200
+    # the budget is the steps (an epoch limit cut it to 733), evaluated at 400, 800 and 1,200
+    assert cfg.trainer.max_epochs == -1 and cfg.trainer.check_val_every_n_epoch is None
+    assert cfg.trainer.max_steps % cfg.trainer.val_check_interval == 0
     assert cfg.publish_as == "general_cpu_w384" and cfg.student.num_layers == 3
     excluded = [(e.source.task, list(e.splits)) for e in cfg.task.source.exclude]
     assert ("mrpc", ["validation", "test"]) in excluded and ("sst2", ["validation"]) in excluded
