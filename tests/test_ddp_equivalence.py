@@ -1,8 +1,9 @@
 """hardware=ddp_sim (2 gloo processes × batch B/2) ends with one process's weights at batch B.
 
-Dropout is off and each epoch is one optimizer step on the whole training set (16 examples,
-batch 16), so both runs see the same examples per step whatever the shard order; every loss is
-a mean over the step's examples (CKD's counts are the global batch's, docs/ckd.md §13), so
+Dropout is off and one epoch is two optimizer steps of 16 over 32 shuffled examples: the two
+ranks' shards of each step are the single process's batch (``data.loader.ShardedRandomSampler``;
+Lightning's sampler wrapper reshuffled them, and a whole-set step hid that); every loss is a mean
+over the step's examples (CKD's counts are the global batch's, docs/ckd.md §13), so
 DDP's mean of the two ranks' gradients is the single run's gradient (within float32 rounding).
 Every stage: teacher, distillation (KD + CKD) and DynaBERT (both phases: every sub-network's
 gradient accumulated, one all-reduce, one step). The communication counts come from
@@ -21,7 +22,7 @@ from helpers.cli import TINY, run_cli
 
 COUNT = ["+callbacks.comm._target_=lmcompress.callbacks.comm_count.CommCount"]
 STUDENT = [o for o in TINY if not o.startswith(("model=", "trainer.max_epochs"))]
-COMMON = ["task.source.n_train=16", "trainer.max_epochs=2", "test=false"]
+COMMON = ["task.source.n_train=32", "trainer.max_epochs=1", "test=false"]
 
 
 def _no_dropout(*models: str) -> list[str]:

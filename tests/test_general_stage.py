@@ -136,7 +136,8 @@ def test_cpu_scale_general_config_composes_with_its_budget():
     assert ("mrpc", ["validation", "test"]) in excluded and ("sst2", ["validation"]) in excluded
 
 
-@pytest.mark.parametrize("stage, overrides", [("general", SMALL), ("teacher", ["data.batch_size=8"])])
+@pytest.mark.parametrize("stage, overrides", [("general", SMALL),
+                                              ("teacher", ["data.batch_size=8"])])
 def test_a_step_budget_the_epoch_limit_stops_short_of_is_refused(make_cfg, stage, overrides):
     # Lightning stops at whichever limit comes first: max_epochs=1 silently cut a 1,200-step
     # general budget to the corpus's 733 batches

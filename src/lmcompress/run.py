@@ -61,7 +61,10 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     return instantiate_plain(
         cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg.get("logger"), cfg) or False,
         enable_progress_bar=interactive, enable_checkpointing=bool(cfg.get("callbacks")),
-        plugins=[AtomicCheckpointIO()])
+        plugins=[AtomicCheckpointIO()],
+        # the data modules shard every loader themselves (data/loader.py): Lightning's wrapper
+        # would reshuffle the training order and has no state to resume from
+        use_distributed_sampler=False)
 
 
 @task_wrapper

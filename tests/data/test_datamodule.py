@@ -160,9 +160,11 @@ def test_ddp_evaluation_sees_every_example_exactly_once(world):
     assert sorted(seen["test"]) == list(range(31))
 
 
-def test_training_loader_is_stateful_for_exact_resume():
+@pytest.mark.parametrize("num_workers", [0, 2])  # 2: what data.num_workers=null gives on GPUs
+def test_training_loader_is_stateful_for_exact_resume(num_workers):
     source = SyntheticSource(seed=0, n_train=40, n_validation=4, n_test=4)
-    dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None)
+    dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None,
+                        num_workers=num_workers)
     dm.setup("fit")
     torch.manual_seed(0)
     loader = dm.train_dataloader()
@@ -173,6 +175,77 @@ def test_training_loader_is_stateful_for_exact_resume():
     again = dm.train_dataloader()
     again.load_state_dict(state)
     assert [b["index"].tolist() for b in again] == rest
+
+
+def _epochs(loader, epochs: int = 2) -> list[list[list[int]]]:
+    return [[b["index"].tolist() for b in loader] for _ in range(epochs)]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ddp_training_shards_together_are_the_single_process_batches(world):
+    # rank r's k-th batch of 12/world, over the ranks, is the one-process k-th batch of 12, in
+    # every epoch: DDP then averages the gradient the single process takes (test_ddp_equivalence)
+    source = SyntheticSource(seed=0, n_train=48, n_validation=4, n_test=4)
+
+    def loader(rank: int, world: int):
+        dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=12, cache_dir=None, seed=3)
+        dm.trainer = _Rank(world, rank)
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    single = _epochs(loader(0, 1))
+    ranks = [_epochs(loader(rank, world)) for rank in range(world)]
+    for epoch in range(2):
+        assert len(single[epoch]) == 4 and all(len(r[epoch]) == 4 for r in ranks)
+        for k, batch in enumerate(single[epoch]):
+            assert sorted(i for r in ranks for i in r[epoch][k]) == sorted(batch)
+    assert single[0] != single[1]  # a new order each epoch
+
+
+def test_one_process_keeps_the_order_of_torchdatas_random_sampler():
+    # the order of every run before DDP shards existed (same seed, same batches)
+    from torchdata.stateful_dataloader.sampler import RandomSampler
+
+    source = SyntheticSource(seed=0, n_train=40, n_validation=4, n_test=4)
+    dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None, seed=5)
+    dm.setup("fit")
+    sampler = RandomSampler(range(40), generator=torch.Generator().manual_seed(5))
+    expected = [list(sampler), list(sampler)]
+    assert [sum(e, []) for e in _epochs(dm.train_dataloader())] == expected
+
+
+def test_an_uneven_shard_wraps_around_so_every_rank_takes_as_many_batches():
+    source = SyntheticSource(seed=0, n_train=10, n_validation=4, n_test=4)
+    seen = []
+    for rank in range(4):
+        dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None, seed=1)
+        dm.trainer = _Rank(4, rank)
+        dm.setup("fit")
+        batches = [b["index"].tolist() for b in dm.train_dataloader()]
+        assert [len(b) for b in batches] == [1, 1, 1]  # ceil(10 / 4) = 3 each
+        seen += sum(batches, [])
+    assert sorted(set(seen)) == list(range(10)) and len(seen) == 12
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_each_rank_resumes_its_own_shard_from_the_checkpointed_state(rank):
+    # the checkpoint holds rank 0's loader state; every rank's position is the same in it
+    source = SyntheticSource(seed=0, n_train=40, n_validation=4, n_test=4)
+
+    def loader(rank: int):
+        dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=8, cache_dir=None, seed=2)
+        dm.trainer = _Rank(2, rank)
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    zero, mine = loader(0), loader(rank)
+    it = iter(zero)
+    next(it), next(it)
+    state = zero.state_dict()
+    expected = [b["index"].tolist() for b in mine][2:]
+    again = loader(rank)
+    again.load_state_dict(state)
+    assert [b["index"].tolist() for b in again] == expected and len(expected) == 3
 
 
 def test_a_limit_that_keeps_one_class_of_a_label_sorted_split_is_refused(tmp_path):
@@ -192,3 +265,28 @@ def test_a_limit_that_keeps_one_class_of_a_label_sorted_split_is_refused(tmp_pat
     again = _module(data, tmp_path / "cache", train_limit=6, limit_sample=True, seed=3)
     assert [e.text for e in again._examples("train")] == texts  # seeded
     assert len(dm._examples("validation")) == 12  # a limit above the size keeps everything
+
+
+class _Device:
+    """A trainer stand-in on a given device type (no CUDA needed to test the choice)."""
+
+    def __init__(self, kind: str, devices: int = 1):
+        self.world_size, self.global_rank, self.num_devices = devices, 0, devices
+        self.strategy = type("S", (), {"root_device": torch.device(kind)})()
+
+
+def test_null_num_workers_is_zero_on_the_cpu_and_some_per_cuda_process(monkeypatch):
+    from lmcompress.data import loader
+
+    monkeypatch.setattr(loader.os, "cpu_count", lambda: 16)
+    assert loader.workers(None, _Device("cpu")) == 0 and loader.workers(None, None) == 0
+    assert loader.workers(None, _Device("cuda")) == 4  # pinned too
+    assert loader.workers(None, _Device("cuda", devices=8)) == 1  # 16 cores / 8 processes - 1
+    assert loader.workers(3, _Device("cpu")) == 3  # an explicit value is kept
+    source = SyntheticSource(seed=0, n_train=8, n_validation=4, n_test=4)
+    dm = TextDataModule(source, tokenizer=TOKENIZER, batch_size=4, cache_dir=None)
+    dm.trainer = _Device("cuda")
+    dm.setup("fit")
+    train, val = dm.train_dataloader(), dm.val_dataloader()
+    assert (train.num_workers, train.pin_memory, val.num_workers, val.pin_memory) == (4, True,
+                                                                                      4, True)

@@ -18,11 +18,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorWithPadding
 
 from lmcompress.data.corpus import CorpusSource, PackedCorpus, pack
-from lmcompress.data.loader import ResumableDataLoader, ordered_loader, per_device, pin_memory
+from lmcompress.data.loader import ResumableDataLoader, ordered_loader, shuffled_loader
 from lmcompress.data.subsets import check_limit
 from lmcompress.labels import IGNORE_INDEX
 from lmcompress.models.hub import load_tokenizer
@@ -61,7 +60,7 @@ class CorpusDataModule(pl.LightningDataModule):
         eval_limit: hold out at most this many blocks (caps ``val_blocks``; quick runs).
         limit_sample: see ``train_limit``.
         mlm_probability: fraction of tokens masked for the ``mlm`` term (0: no masking).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (None: 0 on the CPU, up to 4 per CUDA process).
         cache_dir: where the packed corpus is cached (``None``: rebuilt in a temporary file).
         seed: the training order's own generator.
     """
@@ -70,7 +69,7 @@ class CorpusDataModule(pl.LightningDataModule):
                  batch_size: int = 32, eval_batch_size: int | None = None,
                  val_blocks: int = 64, train_limit: int | None = None,
                  eval_limit: int | None = None, limit_sample: bool = False,
-                 mlm_probability: float = 0.0, num_workers: int = 0,
+                 mlm_probability: float = 0.0, num_workers: int | None = None,
                  cache_dir: str | None = None, seed: int | None = None):
         super().__init__()
         if not isinstance(source, CorpusSource):
@@ -139,12 +138,8 @@ class CorpusDataModule(pl.LightningDataModule):
             self.validate()
 
     def train_dataloader(self) -> ResumableDataLoader:
-        dataset = Blocks(self.corpus, self.train_rows())
-        generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
-        return ResumableDataLoader(dataset, batch_size=per_device(self.batch_size, self.trainer),
-                                   sampler=RandomSampler(dataset, generator=generator),
-                                   num_workers=self.num_workers,
-                                   pin_memory=pin_memory(self.trainer), collate_fn=self.collate)
+        return shuffled_loader(Blocks(self.corpus, self.train_rows()), self.batch_size,
+                               self.trainer, self.seed, self.num_workers, self.collate)
 
     def val_dataloader(self) -> DataLoader:
         total = len(self.corpus.lengths)

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
-from torchdata.stateful_dataloader.sampler import RandomSampler
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from lmcompress.data.base import Example, Source
@@ -36,7 +34,7 @@ from lmcompress.data.labels import (
     require_all_labelled,
     scored_test_split,
 )
-from lmcompress.data.loader import ResumableDataLoader, ordered_loader, per_device, pin_memory
+from lmcompress.data.loader import ResumableDataLoader, ordered_loader, per_device, shuffled_loader
 from lmcompress.data.subsets import check_limit, limited, shuffled_labels
 from lmcompress.data.words import TwoTokenizerCollator, check_two_tokenizers, load_tokenizers
 from lmcompress.specs import TaskSpec
@@ -65,7 +63,7 @@ class TextDataModule(pl.LightningDataModule):
         max_length: truncation length in tokens.
         batch_size: global batch size (divided by the number of processes).
         eval_batch_size: global batch size for evaluation (default: ``batch_size``).
-        num_workers: DataLoader workers.
+        num_workers: DataLoader workers (None: 0 on the CPU, up to 4 per CUDA process).
         cache_dir: where tokenised splits are cached (``None`` disables the cache).
         train_limit: keep only ``train_limit`` training examples (quick runs).
         eval_limit: likewise for every other split and stream.
@@ -85,7 +83,8 @@ class TextDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, source: Source, tokenizer: str, max_length: int = 128,
-                 batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
+                 batch_size: int = 32, eval_batch_size: int | None = None,
+                 num_workers: int | None = None,
                  cache_dir: str | None = None, train_limit: int | None = None,
                  eval_limit: int | None = None, val_split: str = "validation",
                  test_split: str | None = "test", report_splits: list[str] | None = None,
@@ -201,16 +200,9 @@ class TextDataModule(pl.LightningDataModule):
         return self.datasets[name]
 
     def train_dataloader(self) -> ResumableDataLoader:
-        # stateful: a checkpoint records the position in the epoch, so resume is exact. The
-        # shuffle has its own generator, which nothing else draws from (the loader's base seed
-        # comes from the global one), so every epoch's order follows from the seed alone
-        dataset = self.features("train")
-        generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
-        return ResumableDataLoader(dataset, batch_size=self._per_device(self.batch_size),
-                                   sampler=RandomSampler(dataset, generator=generator),
-                                   num_workers=self.num_workers,
-                                   pin_memory=pin_memory(self.trainer),
-                                   collate_fn=self.collator("train"))
+        # stateful: a checkpoint records the position in the epoch, so resume is exact
+        return shuffled_loader(self.features("train"), self.batch_size, self.trainer, self.seed,
+                               self.num_workers, self.collator("train"))
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.val_split)

@@ -19,7 +19,7 @@ INTEGER_SETTINGS = {
     "trainer.accumulate_grad_batches": (1, (None,), "an integer >= 1"),
     "data.batch_size": (1, (), "an integer >= 1 (the global batch)"),
     "data.eval_batch_size": (1, (None,), "an integer >= 1, or null (= data.batch_size)"),
-    "data.num_workers": (0, (None,), "an integer >= 0"),
+    "data.num_workers": (0, (None,), "an integer >= 0, or null (0 on the CPU, up to 4 per GPU)"),
 }
 
 

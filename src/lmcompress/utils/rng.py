@@ -4,8 +4,8 @@ A resumed run then draws what the uninterrupted run would have drawn (dropout ma
 epoch's shuffle).
 
 The states are restored right before the first resumed training batch, after Lightning has
-rebuilt the data iterator (which may draw from the global generator itself). In DDP the
-checkpoint holds rank 0's states, so resume is exact on one process only.
+rebuilt the data iterator (which may draw from the global generator itself). Under DDP the
+checkpoint holds every rank's states (``callbacks.exact_resume``).
 """
 
 from __future__ import annotations
