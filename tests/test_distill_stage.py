@@ -142,3 +142,14 @@ def test_resume_refuses_another_stages_checkpoint(make_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="written by TeacherModule on task 'tiny'"):
         run_stage(cfg)
     assert not (run_dir / "metrics.json").read_text().count('"distill"')
+
+
+def test_data_augment_reaches_the_distillation_stages_training_data(make_cfg):
+    # the stage glue: data.augment -> the data module -> the batches the student trains on
+    cfg = make_cfg("distill", "teacher=tiny", "student=tiny", "task.source.n_train=16",
+                   "data.augment.n_copies=2", "data.augment.p=1.0", "test=false",
+                   "trainer.max_epochs=1", "data.batch_size=8")
+    result = run_stage(cfg)
+    sizes = result["data_sizes"]
+    assert sizes["train"] == 48 and sizes["augment"]["original"] == 16
+    assert result["global_step"] == 6  # 48 examples / 8: the copies are trained on

@@ -13,8 +13,8 @@ probability ``p`` by one of its ``k`` nearest candidates, drawn at random:
 Everything is seeded by ``seed`` and the example's position, so the same settings give the same
 copies. :func:`augment_cached` stores the copies with the teacher's logits computed once, in one
 JSON-lines file named by a digest of the inputs and settings, written atomically: a re-run with
-the same inputs reads it instead of recomputing. Measuring the effect on students (MRPC, RTE) is
-for a later session (issue 21, item 3).
+the same inputs reads it instead of recomputing. :func:`augment_training_split` is what the data
+module calls for ``data.augment`` (docs/data.md "Augmentation").
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class AugmentSpec:
     p: float = 0.4
     """Probability that an eligible word is replaced (TinyBERT: 0.4)."""
     n_copies: int = 20
-    """Augmented copies per example (TinyBERT: 20); the original is kept besides them."""
+    """Augmented copies per example (TinyBERT: 20); the original is kept besides them.
+    ``data.augment.n_copies: 0`` (the default there) switches augmentation off."""
     k: int = 15
     """Candidates per word: the k nearest (TinyBERT: 15)."""
     mode: str = "embedding"
@@ -76,11 +77,14 @@ class Augmenter:
         self.words = {t: i for t, i in vocab.items() if _whole_word(t)
                       and t not in tokenizer.all_special_tokens}
         self._neighbours: dict[str, list[str]] = {}
+        self._eligible: dict[str, bool] = {}
 
     def eligible(self, word: str) -> bool:
         """A word the tokenizer keeps whole (one piece, in the vocabulary, not special)."""
-        pieces = self.tokenizer.tokenize(word)
-        return len(pieces) == 1 and pieces[0] in self.words
+        if word not in self._eligible:
+            pieces = self.tokenizer.tokenize(word)
+            self._eligible[word] = len(pieces) == 1 and pieces[0] in self.words
+        return self._eligible[word]
 
     def neighbours(self, word: str) -> list[str]:
         """The ``k`` whole-word entries nearest to ``word`` in the input-embedding space."""
@@ -173,3 +177,61 @@ def augment_cached(examples: Sequence[Example], augmenter: Augmenter, model_id: 
                                 else logits[i].tolist()}) + "\n")
     staging.replace(path)
     return out, logits, path
+
+
+def model_identity(model: torch.nn.Module) -> str:
+    """A digest of every weight of ``model`` (the augmenter's candidates depend on them)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def augment_training_split(examples: Sequence[Example], settings: dict[str, Any],
+                           tokenizer: Any, model_ref: str, cache_dir: str | Path | None,
+                           kind: str) -> tuple[list[Example], dict[str, Any]]:
+    """``data.augment`` applied to the training examples: the copies and what was done.
+
+    ``settings`` are ``AugmentSpec``'s fields plus ``model`` (the model whose input embeddings
+    or masked-LM head give the candidates; ``model_ref``, the data's tokenizer reference, when
+    null). Refused by key: unknown fields, values out of range, a task whose labels are per
+    word (token classification), ``mode: mlm`` with a model without a masked-LM head.
+    """
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    from lmcompress.models.hub import resolve_model_path
+
+    settings = dict(settings)
+    ref = settings.pop("model", None) or model_ref
+    unknown = sorted(set(settings) - set(AugmentSpec.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"data.augment: unknown key(s) {unknown}; known: "
+                         f"{sorted([*AugmentSpec.__dataclass_fields__, 'model'])}")
+    spec = AugmentSpec(**settings)
+    spec.check("data.augment")
+    if kind == "token_classification":
+        raise ValueError("data.augment: a token-classification task's labels are per word, and "
+                         "word replacement would keep labels that no longer fit; set "
+                         "data.augment.n_copies=0")
+    path = resolve_model_path(ref)
+    if spec.mode == "mlm":
+        try:  # a checkpoint without the head loads with a randomly initialised one: refuse it
+            model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+            missing = sorted(info["missing_keys"])
+        except (ValueError, OSError) as err:
+            model, missing = None, [str(err)]
+        if missing:
+            raise ValueError(f"data.augment.mode=mlm: data.augment.model={ref!r} has no "
+                             f"masked-LM head (missing: {missing[:4]}); use "
+                             "data.augment.mode=embedding or a model saved with its MLM head")
+    else:
+        model = AutoModel.from_pretrained(path)
+    augmenter = Augmenter(tokenizer, model, spec)
+    if cache_dir is None:
+        out, where = augmenter.augment(examples), None
+    else:
+        out, _, where = augment_cached(examples, augmenter, model_identity(model),
+                                       Path(cache_dir) / "augment")
+    return out, {"original": len(examples), "copies": len(out) - len(examples),
+                 "model": ref, "cache": None if where is None else str(where), **asdict(spec)}

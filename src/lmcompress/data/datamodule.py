@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
+from lmcompress.data.augment import augment_training_split
 from lmcompress.data.base import Example, Source
 from lmcompress.data.features import tokenize
 from lmcompress.data.labels import (
@@ -80,6 +81,9 @@ class TextDataModule(pl.LightningDataModule):
             seed alone, not on how many random numbers model construction drew before.
         shuffle_train_labels: a control experiment: permute the training labels (seeded), so a
             model can only learn the label frequencies; dev and test stay intact.
+        augment: word-replacement copies of the training examples (``data/augment.py``:
+            ``AugmentSpec``'s fields and ``model``); ``n_copies: 0`` or null: none. Applied after
+            ``train_limit``; dev and test stay intact.
     """
 
     def __init__(self, source: Source, tokenizer: str, max_length: int = 128,
@@ -90,7 +94,8 @@ class TextDataModule(pl.LightningDataModule):
                  test_split: str | None = "test", report_splits: list[str] | None = None,
                  pad_to_max_length: bool = False, streams: dict[str, Any] | None = None,
                  seed: int | None = None, shuffle_train_labels: bool = False,
-                 limit_sample: bool = False, student_tokenizer: str | None = None):
+                 limit_sample: bool = False, student_tokenizer: str | None = None,
+                 augment: dict[str, Any] | None = None):
         super().__init__()
         if batch_size < 1 or max_length < 8:
             raise ValueError(f"data.batch_size={batch_size}, data.max_length={max_length}")
@@ -107,6 +112,8 @@ class TextDataModule(pl.LightningDataModule):
         self.report_splits = list(report_splits or [])
         self.pad_to_max_length, self.seed = pad_to_max_length, seed
         self.shuffle_train_labels = shuffle_train_labels
+        self.augment = dict(augment) if augment and augment.get("n_copies", 20) else None
+        self.augmented: dict[str, Any] | None = None
         self.streams = {name: self._stream(name, spec) for name, spec in (streams or {}).items()}
         self.test_labeled = True
         self._tokenizer = self._teacher_tokenizer = None
@@ -166,6 +173,8 @@ class TextDataModule(pl.LightningDataModule):
             sizes[name] = len(self._examples(name))
             if stream.labels:
                 require_all_labelled(self._examples(name), f"stream {name}")
+        if self.augmented is not None:
+            sizes["augment"] = self.augmented
         return sizes
 
     def train_size(self) -> int:
@@ -247,6 +256,12 @@ class TextDataModule(pl.LightningDataModule):
             if limit is not None and limit < len(examples):
                 examples = limited(examples, limit, self.limit_sample, self.seed or 0,
                                     f"data.{key}={limit}", name)
+            if name == "train" and self.augment is not None:
+                examples, self.augmented = augment_training_split(
+                    examples, self.augment, self.tokenizer, self.tokenizer_ref, self.cache_dir,
+                    self.source.kind)
+                log.info("data.augment: %d training examples -> %d (cache %s)",
+                         self.augmented["original"], len(examples), self.augmented["cache"])
             if name == "train" and self.shuffle_train_labels:
                 examples = shuffled_labels(examples, self.seed or 0)
             self._raw[name] = examples
