@@ -98,8 +98,8 @@ def test_cli_prints_table_and_finds_the_sweeps_report_yaml(tmp_path, config, cap
     assert (sweep / "report" / "mrpc.md").read_text() == printed.removesuffix("\n")
 
 
-@pytest.mark.parametrize("path", sorted(REPO.glob("sweeps/*/report.yaml")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted(REPO.glob("sweeps/*/report*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_sweep_report_configs_load(path):
     cfg = load_config(path)
     assert cfg.name == path.parent.name and cfg.metrics
