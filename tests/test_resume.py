@@ -135,3 +135,13 @@ def test_failed_save_leaves_no_truncated_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, target)
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_a_checkpoint_of_two_processes_is_refused_by_one():
+    from lmcompress.callbacks.exact_resume import ExactResume
+    from lmcompress.utils import rng
+
+    state = rng.capture()
+    with pytest.raises(ValueError, match=r"written by 2 processes and 1 resume it"):
+        ExactResume().load_state_dict({"rng": state, "rng_per_rank": [state, state]})
+    ExactResume().load_state_dict({"rng": state, "rng_per_rank": [state]})  # as many: accepted
