@@ -22,6 +22,7 @@ from lmcompress.specs import (
     StudentSpec,
     TaskSpec,
     TeacherSpec,
+    parse,
 )
 from lmcompress.utils.instantiate import instantiate_plain
 from lmcompress.utils.paths import conf_dir
@@ -76,3 +77,9 @@ def test_the_dynabert_module_refuses_unknown_importance_keys(make_cfg):
     cfg = make_cfg("dynabert", *TINY_DYNA, "+module.importance.exampels=64")
     with pytest.raises(SpecError, match=r"module.importance.exampels"):
         instantiate_plain(cfg.module)
+
+
+@pytest.mark.parametrize("value", ["kd_ckd", True, 3])
+def test_a_plain_value_where_a_spec_belongs_is_refused_by_its_key(value):
+    with pytest.raises(SpecError, match=rf"task={value!r}: expected a mapping of TaskSpec's"):
+        parse(TaskSpec, value, "task")

@@ -73,3 +73,37 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_naming_the_key(make_cfg, monkey
     assert bool(warned) is (not native)
     if warned:
         assert "trainer.precision=bf16-mixed" in warned[0] and "hardware=cpu" in warned[0]
+
+
+def test_a_config_group_set_in_a_configs_body_is_refused_by_its_key(tmp_path, monkeypatch):
+    """``loss: kd_ckd`` in a sweep config's body replaces the loss settings with a string (Hydra
+    selects a group only in the defaults list); the run names the key before building anything."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from helpers.cli import TINY
+
+    def composed(body: str):
+        folder = tmp_path / f"conf{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "mine.yaml").write_text("defaults:\n  - /distill\n  - _self_\n" + body)
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(str(folder), version_base="1.3"):
+            cfg = compose("mine", overrides=[o for o in TINY if not o.startswith("model=")],
+                          return_hydra_config=True)
+        GlobalHydra.instance().clear()
+        with open_dict(cfg):
+            cfg.paths.output_dir = cfg.hydra.runtime.output_dir = str(folder / "run")
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    built = []
+    monkeypatch.setattr(run, "instantiate_plain", lambda *a, **k: built.append(a) or 1 / 0)
+    with pytest.raises(ValueError, match=r"loss='kd_ckd': `loss` is a config group \(conf/loss/\)"
+                                         r".*`- override /loss: kd_ckd`"):
+        run.run_stage(composed("loss: kd_ckd\n"))
+    assert built == []
+    with pytest.raises(ZeroDivisionError):  # the same folder with the group left as it is goes on
+        run.run_stage(composed("loss:\n  temperature: 2.0\n"))  # a key under the group: fine
+    assert len(built) == 1

@@ -30,6 +30,7 @@ from lmcompress.specs import TaskSpec, parse
 from lmcompress.utils import artifacts
 from lmcompress.utils.checkpoints import AtomicCheckpointIO, resume_checkpoint, run_identity
 from lmcompress.utils.checks import (
+    check_groups,
     check_launch,
     check_max_length,
     check_plan,
@@ -77,6 +78,7 @@ def run_stage(cfg: DictConfig) -> dict[str, Any]:
 def _stage(cfg: DictConfig) -> dict[str, Any]:
     start, out = time.time(), Path(cfg.paths.output_dir)
     check_seed(cfg)
+    check_groups(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     check_launch(cfg)
     if cfg.fit:

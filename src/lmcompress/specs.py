@@ -54,6 +54,9 @@ def parse(cls: type[T], data: Mapping[str, Any] | T | None, key: str) -> T:
         return data
     if isinstance(data, DictConfig):
         data = OmegaConf.to_container(data, resolve=True)
+    if data is not None and not isinstance(data, Mapping):
+        raise SpecError(f"{key}={data!r}: expected a mapping of {cls.__name__}'s fields "
+                        f"({sorted(f.name for f in dataclasses.fields(cls))})")
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))

@@ -37,6 +37,27 @@ def check_numbers(cfg: DictConfig) -> None:
             raise ValueError(f"{key}={value!r}: must be {allowed}")
 
 
+def check_groups(cfg: DictConfig) -> None:
+    """Refuse a config group whose node is a plain value instead of the group's settings.
+
+    ``loss: kd_ckd`` in a config's body does not select ``conf/loss/kd_ckd.yaml``: Hydra merges
+    the string over the group's node, and the stage would fail later on a message that names
+    nothing. Groups whose options are ``@package _global_`` (experiment, hardware) have no node.
+    """
+    from lmcompress.utils.paths import conf_dir
+
+    for group in sorted(p.name for p in conf_dir().iterdir() if p.is_dir()):
+        if group not in cfg:
+            continue
+        value = cfg.get(group)
+        if isinstance(value, str | int | float | bool):
+            raise ValueError(
+                f"{group}={value!r}: `{group}` is a config group (conf/{group}/) and this value "
+                f"replaced its settings; a config's body cannot select a group. Select it in the "
+                f"defaults list (`- override /{group}: {value}`) or on the command line "
+                f"({group}={value})")
+
+
 def check_seed(cfg: DictConfig) -> None:
     """Refuse a ``seed`` that is not an integer numpy and torch can both take (0 to 2**32-1)."""
     seed = cfg.get("seed")
