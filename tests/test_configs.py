@@ -140,6 +140,7 @@ def _compose_job(sweep: Path, overrides: list[str], output_dir: Path):
                          ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_sweeps_instantiate_module_callbacks_and_data(sweep, shared_data, tmp_path):
     from lmcompress.specs import TaskSpec, parse
+    from lmcompress.utils.checks import check_groups
     from lmcompress.utils.instantiate import build_callbacks
 
     # published teachers/students are looked up under tmp_path, never in this checkout's outputs
@@ -147,6 +148,7 @@ def test_sweeps_instantiate_module_callbacks_and_data(sweep, shared_data, tmp_pa
     overrides = _first_job(_compose_job(sweep, isolated, tmp_path)) + isolated
     cfg = _compose_job(sweep, overrides, tmp_path)
     cfg = _compose_job(sweep, overrides + _offline(cfg), tmp_path)
+    check_groups(cfg)  # no group written in the sweep config's body
     module = instantiate_plain(cfg.module)
     assert module.task.name == cfg.task.name and module.objective.weights
     build_callbacks(cfg.get("callbacks"))
