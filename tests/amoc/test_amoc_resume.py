@@ -71,13 +71,15 @@ def test_killed_search_resumes_at_the_first_unfinished_candidate(monkeypatch, tm
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), straight.drop(columns=TIMING))
 
 
-@pytest.mark.parametrize("change", ["train", "base", "run"])
+@pytest.mark.parametrize("change", ["train", "base", "run", "precision"])
 def test_stored_candidates_of_another_config_are_fitted_again(monkeypatch, tmp_path, change):
     store = tmp_path / "progress"
     Search(tiny_model("mix"), _data(), _spec(), CandidateStore(store, {"run": 1})).run()
     fitted: list[str] = []
     _counting_fit(monkeypatch, fitted)
     spec = _spec(lr=5e-4) if change == "train" else _spec()
+    if change == "precision":
+        spec.precision = "bf16"
     base = tiny_model("mix", seed=1 if change == "base" else 0)
     again = CandidateStore(store, {"run": 2 if change == "run" else 1})
     Search(base, _data(), spec, again).run()

@@ -19,7 +19,13 @@ from typing import Any
 from lmcompress.amoc import features as feats
 from lmcompress.amoc.cache import batch_plan, build_cache
 from lmcompress.amoc.candidates import EMBEDDINGS, PATTERNS, Candidate, trainable_parts
-from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate
+from lmcompress.amoc.train import (
+    TrainSpec,
+    predict,
+    search_precision,
+    set_trainable,
+    train_candidate,
+)
 from lmcompress.models.surgery import drop_layers
 from lmcompress.specs import SpecError
 
@@ -65,10 +71,12 @@ def finetune_chosen(search: Any, entries: list[dict[str, Any]], spec: FinetuneSp
     scores, stats = {}, {}
     for candidate in candidates:
         model = full_trainable(search.base, candidate, search.num_layers)
-        stats[candidate.name] = train_candidate(model, EMBEDDINGS, train, spec, cached=False)
-        scores[candidate.name] = {
-            t: feats.score(predict(model, EMBEDDINGS, split, cached=False), split, search.metric)
-            for t, split in search.tests.items()}
+        with search_precision(search.spec.precision, search.base):  # the search's precision
+            stats[candidate.name] = train_candidate(model, EMBEDDINGS, train, spec, cached=False)
+            scores[candidate.name] = {
+                t: feats.score(predict(model, EMBEDDINGS, split, cached=False), split,
+                               search.metric)
+                for t, split in search.tests.items()}
         log.info("amoc finetune: removed=%s %.1fs, target %s", candidate.name,
                  stats[candidate.name]["seconds"],
                  {t: round(s, 4) for t, s in scores[candidate.name].items()})

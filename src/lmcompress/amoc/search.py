@@ -42,7 +42,15 @@ from lmcompress.amoc.candidates import (
 from lmcompress.amoc.progress import CandidateStore, Trained, weights_digest
 from lmcompress.amoc.shard import Shard, candidate_cost
 from lmcompress.amoc.timing import combine, time_share, timing_sample
-from lmcompress.amoc.train import TrainSpec, predict, set_trainable, train_candidate, trained_state
+from lmcompress.amoc.train import (
+    PRECISIONS,
+    TrainSpec,
+    predict,
+    search_precision,
+    set_trainable,
+    train_candidate,
+    trained_state,
+)
 from lmcompress.models.surgery import drop_layers, encoder_layers
 from lmcompress.specs import SpecError, parse
 
@@ -74,12 +82,18 @@ class SearchSpec:
     (0: skip)."""
     train: dict[str, Any] | TrainSpec = field(default_factory=TrainSpec)
     """The brief fine-tune of each candidate (``TrainSpec`` keys)."""
+    precision: str = "32"
+    """32: the whole search in fp32 | bf16: every pass of the search (the base model's cached
+    passes, the candidates' fine-tunes and predictions, the optional full fine-tune) under
+    bf16 autocast on the training device; the weights stay fp32 (docs/amoc.md §10)."""
 
     def check(self, key: str) -> None:
         """Parse ``train`` and refuse impossible sizes."""
         self.train = parse(TrainSpec, self.train, f"{key}.train")
         if self.eval_batch_size < 1 or self.independent_subset < 0:
             raise SpecError(f"{key}: eval_batch_size must be >= 1, independent_subset >= 0")
+        if self.precision not in PRECISIONS:
+            raise SpecError(f"{key}.precision={self.precision!r}: must be one of {PRECISIONS}")
 
 
 @dataclass
@@ -127,6 +141,7 @@ class Search:
         if store is not None:
             store.context.update(trainable=spec.trainable, train=spec.train, metric=self.metric,
                                  eval_batch_size=spec.eval_batch_size, kind=data.kind,
+                                 precision=spec.precision,
                                  base=weights_digest(base))
 
     def cache(self, name: str, loader: Loader, train: bool = False) -> SplitCache:
@@ -148,7 +163,11 @@ class Search:
         return model, params
 
     def run(self) -> pd.DataFrame:
-        """All phases; one row per (target, candidate)."""
+        """All phases; one row per (target, candidate), in the spec's precision."""
+        with search_precision(self.spec.precision, self.base):
+            return self._run()
+
+    def _run(self) -> pd.DataFrame:
         tic = time.perf_counter()
         self.train = self.cache("source_train", self.data.train, train=True)
         self.dev = self.cache("source_dev", self.data.dev)

@@ -11,9 +11,10 @@ same result.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,26 @@ class TrainSpec:
         if not 0 <= self.warmup_ratio < 1 or self.clip_norm <= 0:
             raise SpecError(f"{key}: warmup_ratio={self.warmup_ratio} must be in [0, 1) and "
                             f"clip_norm={self.clip_norm} > 0")
+
+
+PRECISIONS = ("32", "bf16")
+
+
+@contextlib.contextmanager
+def search_precision(precision: str, model: Any) -> Iterator[None]:
+    """bf16 autocast on ``model``'s device for ``precision='bf16'``; fp32 (no autocast) for 32.
+
+    One context around a whole search, so that the base model's cached passes, which the
+    ATE compares every candidate with, run in the same precision as the candidates.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: must be one of {PRECISIONS}")
+    if precision == "32":
+        with torch.autocast(model_device(model).type, enabled=False):
+            yield
+        return
+    with torch.autocast(model_device(model).type, dtype=torch.bfloat16):
+        yield
 
 
 def set_trainable(model: Any, parts: Trainable, kept: Sequence[int]) -> int:

@@ -1,0 +1,58 @@
+"""``callbacks.amoc.precision``: bf16 runs every pass of the search under autocast (the base
+model's cached passes too, which the ATE compares each candidate with), 32 none; the weights
+stay fp32 either way."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from amoc_fixtures import collate, examples, tiny_model
+
+from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
+from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.specs import SpecError, parse
+
+
+def _data() -> SearchData:
+    def loader(n: int, seed: int, labels: bool = True):
+        return lambda: (examples(n, seed, labels=labels), collate)
+
+    return SearchData(source="src", kind="classification", train=loader(16, 0), dev=loader(8, 1),
+                      test=loader(8, 2), special_ids=[0, 2, 3],
+                      targets={"x": (loader(8, 3, labels=False), loader(8, 5))})
+
+
+def _spec(precision: str) -> SearchSpec:
+    return parse(SearchSpec, {"budgets": [1], "eval_batch_size": 8, "precision": precision,
+                              "train": {"batch_size": 8}}, "callbacks.amoc")
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("32", torch.float32), ("bf16", torch.bfloat16)])
+def test_every_linear_layer_of_the_search_runs_in_the_chosen_precision(monkeypatch, precision,
+                                                                      dtype):
+    seen: dict[str, set] = {"train": set(), "eval": set()}
+    forward = torch.nn.Linear.forward
+
+    def spy(self, x):
+        out = forward(self, x)
+        seen["train" if torch.is_grad_enabled() else "eval"].add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", spy)
+    base = tiny_model("mix")
+    search = Search(base, _data(), _spec(precision))
+    table = search.run()
+    assert seen == {"train": {dtype}, "eval": {dtype}}  # fine-tunes; cached passes, predictions
+    assert {p.dtype for p in base.parameters()} == {torch.float32}
+    assert len(table) == 4 and table["ate_target"].between(0, 1).all()
+
+    seen["train"].clear(), seen["eval"].clear()
+    entries = [{"target": "x", "amoc": {"removed": table["removed"].iloc[0]}}]
+    finetune_chosen(search, entries, FinetuneSpec(batch_size=8, methods=["amoc"]))
+    assert seen == {"train": {dtype}, "eval": {dtype}}  # the chosen candidates' full fine-tune
+    assert 0 <= entries[0]["amoc"]["finetuned_score"] <= 1
+
+
+def test_an_unknown_precision_is_refused_by_its_key():
+    with pytest.raises(SpecError, match=r"callbacks.amoc.precision='16': must be one of"):
+        _spec("16")
