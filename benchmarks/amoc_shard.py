@@ -37,9 +37,10 @@ PRESETS = {
 TIMES = ("train_seconds", "seconds")
 
 
-def run(args: list[str], folder: Path) -> dict:
-    """One CLI run; its selection.json timing and candidates table."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+def run(args: list[str], folder: Path, threads: int = 1) -> dict:
+    """One CLI run on ``threads`` threads; its selection.json timing and candidates table."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
+           "WANDB_MODE": "offline"}
     tic = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "lmcompress.run", *args, "logger=csv",
                            f"hydra.run.dir={folder}"], env=env, capture_output=True, text=True)
