@@ -27,7 +27,8 @@ def _spec(precision: str) -> SearchSpec:
                               "train": {"batch_size": 8}}, "callbacks.amoc")
 
 
-@pytest.mark.parametrize(("precision", "dtype"), [("32", torch.float32), ("bf16", torch.bfloat16)])
+@pytest.mark.parametrize(("precision", "dtype"), [("32", torch.float32), (32, torch.float32),
+                                                ("bf16", torch.bfloat16)])
 def test_every_linear_layer_of_the_search_runs_in_the_chosen_precision(monkeypatch, precision,
                                                                       dtype):
     seen: dict[str, set] = {"train": set(), "eval": set()}

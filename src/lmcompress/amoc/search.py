@@ -82,7 +82,7 @@ class SearchSpec:
     (0: skip)."""
     train: dict[str, Any] | TrainSpec = field(default_factory=TrainSpec)
     """The brief fine-tune of each candidate (``TrainSpec`` keys)."""
-    precision: str = "32"
+    precision: str | int = "32"
     """32: the whole search in fp32 | bf16: every pass of the search (the base model's cached
     passes, the candidates' fine-tunes and predictions, the optional full fine-tune) under
     bf16 autocast on the training device; the weights stay fp32 (docs/amoc.md §10)."""
@@ -92,6 +92,7 @@ class SearchSpec:
         self.train = parse(TrainSpec, self.train, f"{key}.train")
         if self.eval_batch_size < 1 or self.independent_subset < 0:
             raise SpecError(f"{key}: eval_batch_size must be >= 1, independent_subset >= 0")
+        self.precision = str(self.precision)  # precision=32 on the command line is an int
         if self.precision not in PRECISIONS:
             raise SpecError(f"{key}.precision={self.precision!r}: must be one of {PRECISIONS}")
 
