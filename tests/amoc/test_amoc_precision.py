@@ -57,3 +57,11 @@ def test_every_linear_layer_of_the_search_runs_in_the_chosen_precision(monkeypat
 def test_an_unknown_precision_is_refused_by_its_key():
     with pytest.raises(SpecError, match=r"callbacks.amoc.precision='16': must be one of"):
         _spec("16")
+
+
+def test_bf16_warns_that_it_is_not_validated(caplog):
+    with caplog.at_level("WARNING", logger="lmcompress.amoc.search"):
+        _spec("32")
+        assert not caplog.records
+        _spec("bf16")
+    assert "callbacks.amoc.precision=bf16 is not validated" in caplog.text
