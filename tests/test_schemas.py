@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lmcompress.amoc.regression import RegressionSpec
-from lmcompress.amoc.search import SearchSpec
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.train import TrainSpec
 from lmcompress.schemas import SCHEMAS, defaults
 from lmcompress.specs import (

@@ -24,7 +24,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from lmcompress.amoc.regression import RegressionSpec
-from lmcompress.amoc.search import SearchSpec
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.specs import (
     DynaBertSpec,
     ModelSpec,

@@ -11,7 +11,8 @@ import torch
 from amoc_fixtures import cached_candidate, collate, examples
 
 from helpers.families import NAMES, family_model
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.train import TrainSpec, predict, train_candidate, trained_state
 from lmcompress.models.families import adapter_for
 from lmcompress.specs import parse

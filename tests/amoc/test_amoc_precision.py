@@ -9,7 +9,8 @@ import torch
 from amoc_fixtures import collate, examples, tiny_model
 
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.specs import SpecError, parse
 
 
@@ -60,7 +61,7 @@ def test_an_unknown_precision_is_refused_by_its_key():
 
 
 def test_bf16_warns_that_it_is_not_validated(caplog):
-    with caplog.at_level("WARNING", logger="lmcompress.amoc.search"):
+    with caplog.at_level("WARNING", logger="lmcompress.amoc.search_spec"):
         _spec("32")
         assert not caplog.records
         _spec("bf16")

@@ -11,7 +11,8 @@ from amoc_fixtures import collate, examples, tiny_model
 
 from lmcompress.amoc.progress import CandidateStore
 from lmcompress.amoc.regression import RegressionSpec
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.select import check_selectable
 from lmcompress.run import run_stage
 from lmcompress.specs import parse

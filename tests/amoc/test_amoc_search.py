@@ -6,8 +6,8 @@ import pytest
 import torch
 from amoc_fixtures import collate, examples, tiny_model
 
-from lmcompress.amoc import search as search_module
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.targets import StreamInfo, resolve_targets
 from lmcompress.specs import parse
 
@@ -87,4 +87,4 @@ def test_search_refusals():
         Search(torch.nn.Linear(2, 2), _data([]), _spec())
     with pytest.raises(ValueError, match="unknown key"):
         parse(SearchSpec, {"budget": [1]}, "callbacks.amoc")
-    assert search_module.SearchSpec().train.lr == 1e-4
+    assert SearchSpec().train.lr == 1e-4

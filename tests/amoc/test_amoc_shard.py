@@ -11,7 +11,8 @@ import torch
 from amoc_fixtures import collate, examples, tiny_model
 
 from lmcompress.amoc.candidates import enumerate_candidates, first_changed
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.shard import Shard, candidate_cost, split_by_cost
 from lmcompress.specs import parse
 

@@ -12,7 +12,8 @@ from amoc_fixtures import collate, examples, tiny_model
 from torch import nn
 
 from helpers.spy import SPY, Spy
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.run import run_stage
 from lmcompress.specs import parse
 from lmcompress.utils.checkpoints import read_checkpoint

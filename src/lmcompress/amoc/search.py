@@ -33,18 +33,16 @@ from lmcompress.amoc.cache import (
     states_needed,
 )
 from lmcompress.amoc.candidates import (
-    PATTERNS,
     Candidate,
     enumerate_candidates,
     first_changed,
     trainable_parts,
 )
 from lmcompress.amoc.progress import CandidateStore, Trained, weights_digest
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.shard import Shard, candidate_cost
 from lmcompress.amoc.timing import combine, time_share, timing_sample
 from lmcompress.amoc.train import (
-    PRECISIONS,
-    TrainSpec,
     predict,
     search_precision,
     set_trainable,
@@ -52,55 +50,10 @@ from lmcompress.amoc.train import (
     trained_state,
 )
 from lmcompress.models.surgery import drop_layers, encoder_layers
-from lmcompress.specs import SpecError, parse
 
 log = logging.getLogger(__name__)
 Loader = Callable[[], tuple[Any, Callable]]
 """``() -> (tokenised dataset, collator)``: a split is only read when the loader is called."""
-
-
-@dataclass
-class SearchSpec:
-    """What to search and how (YAML: ``callbacks.amoc``; docs/amoc.md)."""
-
-    budgets: list[int] = field(default_factory=lambda: [1, 2, 3])
-    """Numbers of layers to remove (each 1..L-1)."""
-    sample_per_budget: int | None = None
-    """null: every subset of each size; n: a seeded sample of n per size (+ fixed patterns)."""
-    trainable: str = "official"
-    """official: the layer below each removed run (or the embeddings) + head | all."""
-    patterns: list[str] = field(default_factory=lambda: list(PATTERNS))
-    """Fixed-pattern baselines (top, bottom, alternate)."""
-    metric: str | None = None
-    """Score of source dev and target test (null: macro_f1, or token_accuracy for tagging)."""
-    eval_batch_size: int = 64
-    """Batch size of every evaluation pass."""
-    seed: int = 42
-    """Seeds the candidate sample and the domain classifier's cross-validation."""
-    independent_subset: int = 0
-    """Re-run n candidates, evenly spread over the list, without the cache to time both paths
-    (0: skip)."""
-    train: dict[str, Any] | TrainSpec = field(default_factory=TrainSpec)
-    """The brief fine-tune of each candidate (``TrainSpec`` keys)."""
-    precision: str | int = "32"
-    """32: the whole search in fp32 | bf16: every pass of the search (the base model's cached
-    passes, the candidates' fine-tunes and predictions, the optional full fine-tune) under
-    bf16 autocast on the training device; the weights stay fp32 (docs/amoc.md §10)."""
-
-    def check(self, key: str) -> None:
-        """Parse ``train`` and refuse impossible sizes."""
-        self.train = parse(TrainSpec, self.train, f"{key}.train")
-        if self.eval_batch_size < 1 or self.independent_subset < 0:
-            raise SpecError(f"{key}: eval_batch_size must be >= 1, independent_subset >= 0")
-        self.precision = str(self.precision)  # precision=32 on the command line is an int
-        if self.precision not in PRECISIONS:
-            raise SpecError(f"{key}.precision={self.precision!r}: must be one of {PRECISIONS}")
-        if self.precision == "bf16":
-            log.warning(
-                "%s.precision=bf16 is not validated: on amoc_amazon_power (books, budget 2) the "
-                "bf16 search's candidate target scores differed from fp32 by up to 0.51 macro-F1 "
-                "(Spearman 0.03; benchmarks/README.md). Do not report its choices until that is "
-                "explained; use 32", key)
 
 
 @dataclass

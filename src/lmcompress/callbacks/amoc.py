@@ -35,7 +35,8 @@ from lmcompress.amoc.features import CANDIDATE_FEATURES, PAIR_FEATURES, metric_f
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
 from lmcompress.amoc.progress import CandidateStore
 from lmcompress.amoc.regression import RegressionSpec
-from lmcompress.amoc.search import Search, SearchData, SearchSpec
+from lmcompress.amoc.search import Search, SearchData
+from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.select import analyse, check_selectable, json_safe, unselected
 from lmcompress.amoc.shard import Shard
 from lmcompress.amoc.targets import StreamInfo, domain_name, resolve_targets
