@@ -11,6 +11,7 @@ from amoc_fixtures import collate, examples, tiny_model
 from lmcompress.amoc.finetune import FinetuneSpec, finetune_chosen
 from lmcompress.amoc.search import Search, SearchData
 from lmcompress.amoc.search_spec import SearchSpec
+from lmcompress.amoc.train import TrainSpec, predict, search_precision, train_candidate
 from lmcompress.specs import SpecError, parse
 
 
@@ -53,6 +54,32 @@ def test_every_linear_layer_of_the_search_runs_in_the_chosen_precision(monkeypat
     finetune_chosen(search, entries, FinetuneSpec(batch_size=8, methods=["amoc"]))
     assert seen == {"train": {dtype}, "eval": {dtype}}  # the chosen candidates' full fine-tune
     assert 0 <= entries[0]["amoc"]["finetuned_score"] <= 1
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_the_fine_tune_runs_on_its_updated_weights_not_on_a_stale_bf16_cast(precision):
+    """Inside one bf16 context the candidate must see its weights as the optimizer left them.
+
+    Autocast's weight-cast cache would keep serving the bf16 copies made before the first
+    step until the context exits: the fine-tune would not learn and the predictions inside the
+    search would be the untrained candidate's, different from the same weights' outside it.
+    """
+    base = tiny_model("mix")
+    search = Search(base, _data(), _spec(precision))
+    candidate = search.candidates[-1]  # keeps a lower layer: runs on the cached states
+    start = search.starts[candidate]
+    with search_precision(precision, base):
+        search.train = search.cache("source_train", search.data.train, train=True)
+        model, _ = search.candidate_model(candidate)
+        before = torch.cat(predict(model, start, search.train))
+        stats = train_candidate(model, start, search.train,
+                                TrainSpec(lr=3e-2, epochs=4, batch_size=8, dropout=False))
+        inside = torch.cat(predict(model, start, search.train))
+    with search_precision(precision, base):
+        fresh = torch.cat(predict(model, start, search.train))
+    assert start >= 0 and stats["steps"] == 8
+    assert (inside - before).abs().max() > 0.05  # the fine-tune changed the predictions ...
+    torch.testing.assert_close(inside, fresh)     # ... computed from the current weights
 
 
 def test_an_unknown_precision_is_refused_by_its_key():

@@ -43,6 +43,7 @@ from lmcompress.amoc.search_spec import SearchSpec
 from lmcompress.amoc.shard import Shard, candidate_cost
 from lmcompress.amoc.timing import combine, time_share, timing_sample
 from lmcompress.amoc.train import (
+    STORE_PRECISION,
     predict,
     search_precision,
     set_trainable,
@@ -101,7 +102,7 @@ class Search:
         if store is not None:
             store.context.update(trainable=spec.trainable, train=spec.train, metric=self.metric,
                                  eval_batch_size=spec.eval_batch_size, kind=data.kind,
-                                 precision=spec.precision,
+                                 precision=STORE_PRECISION[spec.precision],
                                  base=weights_digest(base))
 
     def cache(self, name: str, loader: Loader, train: bool = False) -> SplitCache:

@@ -63,6 +63,10 @@ class TrainSpec:
 
 
 PRECISIONS = ("32", "bf16")
+# What the candidate store's key records as the precision (amoc/progress.py). bf16 candidates
+# stored before the weight-cast cache was turned off trained on stale weights (see
+# search_precision); naming the fix in bf16's entry keeps them from being reused.
+STORE_PRECISION = {"32": "32", "bf16": "bf16, fresh weight casts"}
 
 
 @contextlib.contextmanager
@@ -70,7 +74,12 @@ def search_precision(precision: str, model: Any) -> Iterator[None]:
     """bf16 autocast on ``model``'s device for ``precision='bf16'``; fp32 (no autocast) for 32.
 
     One context around a whole search, so that the base model's cached passes, which the
-    ATE compares every candidate with, run in the same precision as the candidates.
+    ATE compares every candidate with, run in the same precision as the candidates. Its
+    weight-cast cache is off: autocast keeps the bf16 copy of each fp32 weight until the
+    outermost autocast context exits, so within one context around many optimizer steps
+    every forward would run on the weights as they were before the first step (the
+    candidates' fine-tune would not learn) and a new candidate could be served a freed one's
+    cast (docs/amoc.md §10).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r}: must be one of {PRECISIONS}")
@@ -78,7 +87,7 @@ def search_precision(precision: str, model: Any) -> Iterator[None]:
         with torch.autocast(model_device(model).type, enabled=False):
             yield
         return
-    with torch.autocast(model_device(model).type, dtype=torch.bfloat16):
+    with torch.autocast(model_device(model).type, dtype=torch.bfloat16, cache_enabled=False):
         yield
 
 
