@@ -85,11 +85,3 @@ def test_the_fine_tune_runs_on_its_updated_weights_not_on_a_stale_bf16_cast(prec
 def test_an_unknown_precision_is_refused_by_its_key():
     with pytest.raises(SpecError, match=r"callbacks.amoc.precision='16': must be one of"):
         _spec("16")
-
-
-def test_bf16_warns_that_it_is_not_validated(caplog):
-    with caplog.at_level("WARNING", logger="lmcompress.amoc.search_spec"):
-        _spec("32")
-        assert not caplog.records
-        _spec("bf16")
-    assert "callbacks.amoc.precision=bf16 is not validated" in caplog.text

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from lmcompress.amoc.candidates import PATTERNS
 from lmcompress.amoc.train import PRECISIONS, TrainSpec
 from lmcompress.specs import SpecError, parse
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,9 +46,3 @@ class SearchSpec:
         self.precision = str(self.precision)  # precision=32 on the command line is an int
         if self.precision not in PRECISIONS:
             raise SpecError(f"{key}.precision={self.precision!r}: must be one of {PRECISIONS}")
-        if self.precision == "bf16":
-            log.warning(
-                "%s.precision=bf16 is not validated: on amoc_amazon_power (books, budget 2) the "
-                "bf16 search's candidate target scores differed from fp32 by up to 0.51 macro-F1 "
-                "(Spearman 0.03; benchmarks/README.md). Do not report its choices until that is "
-                "explained; use 32", key)
