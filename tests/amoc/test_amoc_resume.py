@@ -72,14 +72,19 @@ def test_killed_search_resumes_at_the_first_unfinished_candidate(monkeypatch, tm
     pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), straight.drop(columns=TIMING))
 
 
-@pytest.mark.parametrize("change", ["train", "base", "run", "precision"])
+@pytest.mark.parametrize("change", ["train", "base", "run", "precision", "bf16_before_fix"])
 def test_stored_candidates_of_another_config_are_fitted_again(monkeypatch, tmp_path, change):
     store = tmp_path / "progress"
-    Search(tiny_model("mix"), _data(), _spec(), CandidateStore(store, {"run": 1})).run()
+    first = _spec()
+    if change == "bf16_before_fix":  # stored under the old key: trained on stale bf16 casts
+        first.precision = "bf16"
+        monkeypatch.setattr("lmcompress.amoc.search.STORE_PRECISION", {"bf16": "bf16"})
+    Search(tiny_model("mix"), _data(), first, CandidateStore(store, {"run": 1})).run()
+    monkeypatch.undo()
     fitted: list[str] = []
     _counting_fit(monkeypatch, fitted)
     spec = _spec(lr=5e-4) if change == "train" else _spec()
-    if change == "precision":
+    if change in ("precision", "bf16_before_fix"):
         spec.precision = "bf16"
     base = tiny_model("mix", seed=1 if change == "base" else 0)
     again = CandidateStore(store, {"run": 2 if change == "run" else 1})
